@@ -1,0 +1,2 @@
+def summary_html(result):
+    return f"<pre>{result}</pre>"

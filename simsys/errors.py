@@ -1,0 +1,53 @@
+"""The exception tree: every error simsys raises on purpose derives from :class:`SimsysError`.
+
+User mistakes (a bad scenario, a bad override) are :class:`ScenarioError`; the command line
+prints them as one line per problem and exits with status 2, never with a traceback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class SimsysError(Exception):
+    """Base class of all errors raised by simsys."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a scenario: where it is and what was expected.
+
+    ``line`` and ``column`` are 1-based and ``None`` when the spec did not come from a file.
+    """
+
+    path: str
+    message: str
+    source: str | None = None
+    line: int | None = None
+    column: int | None = None
+
+    def __str__(self) -> str:
+        where = ""
+        if self.source:
+            where = self.source
+            if self.line is not None:
+                where += f":{self.line}"
+                if self.column is not None:
+                    where += f":{self.column}"
+            where += ": "
+        path = f"{self.path}: " if self.path else ""
+        return f"{where}{path}{self.message}"
+
+
+class ScenarioError(SimsysError, ValueError):
+    """A scenario (file, dict or override) is invalid; ``problems`` lists every issue found."""
+
+    def __init__(self, problems: list[Problem] | str, source: str | None = None):
+        if isinstance(problems, str):
+            problems = [Problem("", problems, source)]
+        self.problems: list[Problem] = list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class BuildError(SimsysError):
+    """A graph cannot be turned into a simulation (e.g. a hand-edited graph lacks attributes)."""

@@ -1,0 +1,3 @@
+class ResultPlots:
+    def __init__(self, result):
+        self.result = result

@@ -1,0 +1,121 @@
+"""Append-only, columnar records: the only thing the simulation writes to.
+
+Columns are ``array.array`` buffers (8 bytes per float, 1–2 per small int), so a million
+requests cost tens of megabytes, not the hundreds a list of dicts would. Nothing here knows
+pandas; :mod:`simsys.result` turns the columns into DataFrames after the run.
+"""
+
+from __future__ import annotations
+
+from array import array
+
+# Status codes of a request; the order is the contract's list, "degraded" reserved for fallbacks.
+STATUSES = ("ok", "rejected", "timeout", "error", "dropped", "degraded")
+OK, REJECTED, TIMEOUT, ERROR, DROPPED, DEGRADED = range(len(STATUSES))
+
+
+class RequestLog:
+    """One row per finished request: id, source, start, end, status, attempts, where it failed."""
+
+    __slots__ = ("rid", "source", "start", "end", "status", "attempts", "failed_service",
+                 "failed_instance")
+
+    def __init__(self) -> None:
+        self.rid = array("q")
+        self.source = array("h")
+        self.start = array("d")
+        self.end = array("d")
+        self.status = array("b")
+        self.attempts = array("h")
+        self.failed_service = array("h")
+        self.failed_instance = array("h")
+
+    def add(self, rid: int, source: int, start: float, end: float, status: int,
+            attempts: int, failed_service: int, failed_instance: int) -> None:
+        self.rid.append(rid)
+        self.source.append(source)
+        self.start.append(start)
+        self.end.append(end)
+        self.status.append(status)
+        self.attempts.append(attempts)
+        self.failed_service.append(failed_service)
+        self.failed_instance.append(failed_instance)
+
+    def __len__(self) -> int:
+        return len(self.rid)
+
+
+class SampleLog:
+    """Timeseries samples in long format: (time, instance index, metric index, value)."""
+
+    __slots__ = ("time", "instance", "metric", "value")
+
+    def __init__(self) -> None:
+        self.time = array("d")
+        self.instance = array("l")
+        self.metric = array("b")
+        self.value = array("d")
+
+    def add(self, time: float, instance: int, metric: int, value: float) -> None:
+        self.time.append(time)
+        self.instance.append(instance)
+        self.metric.append(metric)
+        self.value.append(value)
+
+    def __len__(self) -> int:
+        return len(self.time)
+
+
+class IncidentLog:
+    """One row per instance failure; times are NaN until they happen."""
+
+    __slots__ = ("service", "instance", "kind", "cause", "failed_at", "detected_at",
+                 "recovered_at", "requests_failed")
+
+    def __init__(self) -> None:
+        self.service: list[int] = []
+        self.instance: list[int] = []
+        self.kind: list[str] = []
+        self.cause: list[str] = []
+        self.failed_at: list[float] = []
+        self.detected_at: list[float] = []
+        self.recovered_at: list[float] = []
+        self.requests_failed: list[int] = []
+
+    def open(self, service: int, instance: int, kind: str, cause: str, failed_at: float) -> int:
+        """Start an incident; returns its row number for later updates."""
+        self.service.append(service)
+        self.instance.append(instance)
+        self.kind.append(kind)
+        self.cause.append(cause)
+        self.failed_at.append(failed_at)
+        self.detected_at.append(float("nan"))
+        self.recovered_at.append(float("nan"))
+        self.requests_failed.append(0)
+        return len(self.service) - 1
+
+    def __len__(self) -> int:
+        return len(self.service)
+
+
+class Records:
+    """Everything one run records, plus the names needed to decode its integer codes."""
+
+    def __init__(self) -> None:
+        self.requests = RequestLog()
+        self.samples = SampleLog()
+        self.incidents = IncidentLog()
+        self.sources: list[str] = []          # workload names, by source code
+        self.services: list[str] = []         # service names, by service code
+        self.instances: list[tuple[int, int]] = []  # (service code, replica number) by instance code
+        self.metrics: list[str] = []          # timeseries metric names, by metric code
+        self.stats: dict[str, object] = {}    # per-service integrals and counters, set at the end
+        self.journal: list[dict[str, object]] = []  # chaos actions: kills made or skipped
+
+    def metric(self, name: str) -> int:
+        """Code of a timeseries metric, registering it on first use."""
+        try:
+            return self.metrics.index(name)
+        except ValueError:
+            self.metrics.append(name)
+            return len(self.metrics) - 1

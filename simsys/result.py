@@ -1,0 +1,252 @@
+"""Result: a run's records as pandas DataFrames, and the summary contract of DESIGN.md.
+
+The DataFrames are built on first access from the columnar records and then cached; they are
+plain pandas objects users can keep working with. All times are seconds of simulated time, all
+sizes bytes.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from functools import cached_property
+from typing import Any
+
+import networkx as nx
+import numpy as np
+import pandas as pd
+
+from .records import STATUSES, Records
+
+PERCENTILES = {"p50": 50, "p90": 90, "p95": 95, "p99": 99, "p999": 99.9}
+
+
+def _num(x: float) -> float | None:
+    """JSON-ready number: NaN becomes None."""
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
+
+
+class Result:
+    """The outcome of one run.
+
+    Attributes
+    ----------
+    requests : pandas.DataFrame
+        One row per finished request: ``id, source, start, end, latency, status, attempts,
+        failed_service, failed_instance`` (seconds; ``status`` ∈ ok, rejected, timeout, error,
+        dropped). Requests still in flight when the run ends are not listed.
+    incidents : pandas.DataFrame
+        One row per instance failure: ``service, instance, kind, cause, failed_at,
+        detected_at, recovered_at, requests_failed``.
+    timeseries : pandas.DataFrame
+        Long format ``time, service, instance, metric, value`` sampled every ``sample_every``
+        seconds: queue_length, busy_workers, in_system, memory (bytes), up (1 or 0).
+    """
+
+    def __init__(self, records: Records, G: nx.DiGraph, seed: int, wall_time: float = 0.0):
+        self.records = records
+        self.graph = G
+        self.name: str = G.graph.get("name", "scenario")
+        self.seed = seed
+        self.duration = float(G.graph["duration"])
+        self.warmup = float(G.graph.get("warmup", 0.0))
+        self.wall_time = wall_time
+
+    # -- tables -----------------------------------------------------------------------------
+    @cached_property
+    def requests(self) -> pd.DataFrame:
+        r = self.records.requests
+        start = np.frombuffer(r.start, dtype=np.float64) if len(r) else np.empty(0)
+        end = np.frombuffer(r.end, dtype=np.float64) if len(r) else np.empty(0)
+        services = [*self.records.services, ""]
+        df = pd.DataFrame(
+            {
+                "id": np.asarray(r.rid, dtype=np.int64),
+                "source": pd.Categorical.from_codes(
+                    np.asarray(r.source, dtype=np.int16), categories=self.records.sources or ["-"]
+                ),
+                "start": start.copy(),
+                "end": end.copy(),
+                "latency": end - start,
+                "status": pd.Categorical.from_codes(
+                    np.asarray(r.status, dtype=np.int8), categories=list(STATUSES)
+                ),
+                "attempts": np.asarray(r.attempts, dtype=np.int16),
+                "failed_service": pd.Categorical.from_codes(
+                    np.asarray(r.failed_service, dtype=np.int16) % len(services),
+                    categories=services,
+                ),
+                "failed_instance": np.asarray(r.failed_instance, dtype=np.int16),
+            }
+        )
+        df["failed_service"] = df["failed_service"].cat.remove_categories([""])
+        return df.sort_values("id", kind="stable", ignore_index=True)
+
+    @cached_property
+    def incidents(self) -> pd.DataFrame:
+        inc = self.records.incidents
+        names = self.records.services
+        replica = [self.records.instances[i][1] for i in inc.instance]
+        return pd.DataFrame(
+            {
+                "service": pd.Series([names[s] for s in inc.service], dtype="object"),
+                "instance": pd.Series(replica, dtype=np.int64),
+                "kind": pd.Series(inc.kind, dtype="object"),
+                "cause": pd.Series(inc.cause, dtype="object"),
+                "failed_at": pd.Series(inc.failed_at, dtype=np.float64),
+                "detected_at": pd.Series(inc.detected_at, dtype=np.float64),
+                "recovered_at": pd.Series(inc.recovered_at, dtype=np.float64),
+                "requests_failed": pd.Series(inc.requests_failed, dtype=np.int64),
+            }
+        )
+
+    @cached_property
+    def timeseries(self) -> pd.DataFrame:
+        s = self.records.samples
+        inst = np.asarray(s.instance, dtype=np.int64)
+        owners = np.array([sv for sv, _ in self.records.instances] or [0], dtype=np.int64)
+        replicas = np.array([rp for _, rp in self.records.instances] or [0], dtype=np.int64)
+        return pd.DataFrame(
+            {
+                "time": np.asarray(s.time, dtype=np.float64),
+                "service": pd.Categorical.from_codes(owners[inst], categories=self.records.services),
+                "instance": replicas[inst],
+                "metric": pd.Categorical.from_codes(
+                    np.asarray(s.metric, dtype=np.int8), categories=self.records.metrics
+                ),
+                "value": np.asarray(s.value, dtype=np.float64),
+            }
+        )
+
+    # -- summary ----------------------------------------------------------------------------
+    def _measured(self) -> pd.DataFrame:
+        df = self.requests
+        return df[df["start"] >= self.warmup]
+
+    def up_fractions(self, service: str) -> list[float]:
+        """Entry k: the fraction of the measured window during which exactly k replicas were up."""
+        n = int(self.graph.nodes[service].get("replicas", 1))
+        t0, t1 = self.warmup, self.duration
+        inc = self.incidents
+        inc = inc[inc["service"] == service]
+        changes: list[tuple[float, int]] = []
+        for f, r in zip(inc["failed_at"], inc["recovered_at"], strict=True):
+            changes.append((f, -1))
+            if not math.isnan(r):
+                changes.append((r, +1))
+        changes.sort()
+        time_at = [0.0] * (n + 1)
+        up, last = n, t0
+        for t, delta in changes:
+            if t > t0:
+                time_at[up] += min(t, t1) - last
+                last = min(t, t1)
+            up += delta
+            up = max(0, min(n, up))
+        time_at[up] += t1 - last
+        span = t1 - t0
+        return [x / span for x in time_at]
+
+    def summary(self) -> dict[str, Any]:
+        """The run's figures as a nested, JSON-ready dict (seconds, bytes, requests/s).
+
+        Every key of the DESIGN.md contract is present; values that do not apply are 0 or None.
+        """
+        df = self._measured()
+        window = self.duration - self.warmup
+        counts = df["status"].value_counts()
+        total = int(len(df))
+        ok_lat = df.loc[df["status"] == "ok", "latency"].to_numpy()
+        latency: dict[str, float | None] = {"mean": _num(ok_lat.mean()) if len(ok_lat) else None}
+        if len(ok_lat):
+            qs = np.percentile(ok_lat, list(PERCENTILES.values()))
+            latency.update({k: float(q) for k, q in zip(PERCENTILES, qs, strict=True)})
+            latency["max"] = float(ok_lat.max())
+        else:
+            latency.update(dict.fromkeys([*PERCENTILES, "max"]))
+        inc = self.incidents
+        ttr = (inc["recovered_at"] - inc["failed_at"]).dropna()
+        ttd = (inc["detected_at"] - inc["failed_at"]).dropna()
+        starts = np.sort(inc["failed_at"].to_numpy())
+        services: dict[str, dict[str, Any]] = {}
+        stats = self.records.stats.get("services", {})
+        ts = self.timeseries
+        mem = ts[ts["metric"] == "memory"].groupby("service", observed=False)["value"].max()
+        for name in self.records.services:
+            st = stats.get(name, {"busy_time": 0.0, "worker_time": 0.0})
+            fractions = self.up_fractions(name)
+            s_inc = inc[inc["service"] == name]
+            s_ttr = (s_inc["recovered_at"] - s_inc["failed_at"]).dropna()
+            services[name] = {
+                "availability": 1.0 - fractions[0],
+                "utilization": st["busy_time"] / st["worker_time"] if st["worker_time"] else 0.0,
+                "memory_peak": float(mem.get(name, 0.0)) if len(mem) else 0.0,
+                "time_with_up": fractions,
+                "mttr": _num(s_ttr.mean()) if len(s_ttr) else None,
+            }
+        ok = int(counts.get("ok", 0))
+        return {
+            "name": self.name,
+            "seed": self.seed,
+            "duration": self.duration,
+            "warmup": self.warmup,
+            "requests": {
+                "total": total,
+                **{status: int(counts.get(status, 0)) for status in STATUSES},
+            },
+            "latency": latency,
+            "throughput": ok / window if window > 0 else 0.0,
+            "error_rate": (total - ok) / total if total else 0.0,
+            "incidents": {
+                "count": int(len(inc)),
+                "mttr": _num(ttr.mean()) if len(ttr) else None,
+                "mttd": _num(ttd.mean()) if len(ttd) else None,
+                "mtbf": _num(float(np.diff(starts).mean())) if len(starts) > 1 else None,
+            },
+            "services": services,
+            "websockets": {
+                "attempts": 0,
+                "accepted": 0,
+                "blocked": 0,
+                "peak_connections": 0,
+                "reconnects": 0,
+            },
+        }
+
+    # -- display ----------------------------------------------------------------------------
+    @cached_property
+    def plot(self) -> Any:
+        """Plotting accessor: ``result.plot.latency_cdf()``, ``.latency_over_time()``, …"""
+        from .plot import ResultPlots
+
+        return ResultPlots(self)
+
+    def __repr__(self) -> str:
+        s = self.summary()
+        lat = s["latency"]["mean"]
+        return (
+            f"<Result {self.name!r} seed={self.seed} duration={self.duration:g}s "
+            f"requests={s['requests']['total']} ok={s['requests']['ok']} "
+            f"mean latency={'-' if lat is None else f'{lat * 1e3:.3g}ms'}>"
+        )
+
+    def _repr_html_(self) -> str:
+        from .display import summary_html
+
+        return summary_html(self)
+
+
+def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` → ``{"a.b": 1}``; lists stay values."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def _escape(x: Any) -> str:
+    return html.escape(str(x))

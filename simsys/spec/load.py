@@ -1,0 +1,317 @@
+"""Reading scenarios: YAML file or dict → :class:`~simsys.spec.model.Scenario`, or every problem.
+
+ruamel.yaml in round-trip mode keeps each key's line and column, refuses duplicate keys and
+reads YAML 1.2 (``no`` stays a string). pydantic then checks types and units; each of its errors
+is mapped back to ``file:line:col: field.path: what was expected, got what``.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from ..errors import Problem, ScenarioError
+from .model import Scenario, semantic_problems
+
+Loc = tuple[Any, ...]
+Positions = dict[Loc, tuple[int, int]]
+
+# pydantic inserts the tag of a discriminated union into error locations; they are not keys.
+_TAGS = frozenset(
+    {"constant", "exponential", "uniform", "normal", "lognormal", "pareto", "empirical"}
+    | {"poisson", "closed", "websocket", "polling"}
+)
+
+
+def _yaml():
+    from ruamel.yaml import YAML
+
+    y = YAML(typ="rt")
+    y.allow_duplicate_keys = False
+    return y
+
+
+def _plain(node: Any, loc: Loc, positions: Positions) -> Any:
+    """Copy ruamel's round-trip nodes into plain dicts/lists/scalars, noting 1-based positions."""
+    from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+    if isinstance(node, CommentedMap):
+        out: dict[Any, Any] = {}
+        for key, value in node.items():
+            try:
+                kl, kc = node.lc.key(key)
+                vl, vc = node.lc.value(key)
+                positions[(*loc, key, "<key>")] = (kl + 1, kc + 1)
+                positions[(*loc, key)] = (vl + 1, vc + 1)
+            except (KeyError, TypeError, AttributeError):
+                pass
+            out[str(key) if not isinstance(key, str | int) else key] = _plain(
+                value, (*loc, key), positions
+            )
+        return out
+    if isinstance(node, CommentedSeq):
+        items = []
+        for i, value in enumerate(node):
+            try:
+                il, ic = node.lc.item(i)
+                positions[(*loc, i)] = (il + 1, ic + 1)
+            except (KeyError, TypeError, AttributeError):
+                pass
+            items.append(_plain(value, (*loc, i), positions))
+        return items
+    if isinstance(node, bool) or node is None:
+        return node
+    if isinstance(node, int):
+        return int(node)
+    if isinstance(node, float):
+        return float(node)
+    if isinstance(node, str):
+        return str(node)
+    return node
+
+
+def read_yaml(text: str, source: str) -> tuple[dict[str, Any], Positions]:
+    """Parse YAML text into plain data plus a map from field path to (line, column)."""
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+    try:
+        node = _yaml().load(io.StringIO(text))
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        what = (exc.problem or exc.context or "not valid YAML").strip()
+        if "duplicate key" in str(exc):
+            what = "duplicate key " + str(exc).split("found duplicate key", 1)[-1].split("with value")[0].strip()
+        line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)
+        raise ScenarioError([Problem("", f"not valid YAML: {what}", source, line, col)]) from None
+    except YAMLError as exc:
+        raise ScenarioError([Problem("", f"not valid YAML: {exc}", source)]) from None
+    positions: Positions = {}
+    data = _plain(node, (), positions)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ScenarioError(
+            [Problem("", f"expected a mapping of scenario keys, got {type(data).__name__}", source, 1, 1)]
+        )
+    return data, positions
+
+
+def _clean_loc(loc: Iterable[Any], data: Any) -> Loc:
+    """Drop the parts of a pydantic location that are not keys of the data (union tags etc.)."""
+    out: list[Any] = []
+    node = data
+    for part in loc:
+        if isinstance(node, Mapping) and part in node:
+            out.append(part)
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            out.append(part)
+            node = node[part]
+        elif part in _TAGS or (isinstance(part, str) and part.startswith("function-")):
+            continue
+        elif isinstance(part, str) and part.endswith("]"):
+            continue  # e.g. "list[...]" or "union[...]"
+        else:
+            out.append(part)
+            node = None
+    return tuple(out)
+
+
+def _dotted(loc: Loc) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def _describe(err: dict[str, Any]) -> str:
+    """Our wording of one pydantic error: what was expected, and what was given."""
+    kind = err["type"]
+    given = err.get("input")
+    ctx = err.get("ctx") or {}
+    got = f", got {given!r}"
+    if kind == "value_error":
+        msg = str(ctx.get("error", err["msg"]))
+        return msg
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "missing":
+        return "required key is missing"
+    if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
+        op = {"greater_than_equal": "≥", "greater_than": ">", "less_than_equal": "≤", "less_than": "<"}[kind]
+        bound = next(iter(ctx.values())) if ctx else "?"
+        noun = "a whole number" if isinstance(given, int) and not isinstance(given, bool) else "a number"
+        return f"expected {noun} {op} {bound}{got}"
+    if kind in ("int_type", "int_parsing", "int_from_float"):
+        return f"expected a whole number{got}"
+    if kind in ("float_type", "float_parsing"):
+        return f"expected a number{got}"
+    if kind in ("string_type",):
+        return f"expected text{got}"
+    if kind in ("bool_type", "bool_parsing"):
+        return f"expected true or false{got}"
+    if kind in ("dict_type", "model_type", "model_attributes_type"):
+        return f"expected a mapping{got}"
+    if kind in ("list_type",):
+        return f"expected a list{got}"
+    if kind == "literal_error":
+        return f"expected {ctx.get('expected', 'one of the allowed values')}{got}"
+    if kind == "union_tag_invalid":
+        return f"expected {ctx.get('discriminator', 'type')} to be one of {ctx.get('expected_tags')}{got}"
+    if kind == "union_tag_not_found":
+        return f"expected a {ctx.get('discriminator', 'type')!s} key"
+    if kind == "too_short":
+        return f"expected at least {ctx.get('min_length')} item(s)"
+    return f"{err['msg']}{got}"
+
+
+def _position(loc: Loc, kind: str, positions: Positions) -> tuple[int | None, int | None]:
+    if kind == "extra_forbidden" and (*loc, "<key>") in positions:
+        return positions[(*loc, "<key>")]
+    probe = loc
+    while probe:
+        if probe in positions:
+            if kind == "missing" and (*probe, "<key>") in positions:
+                return positions[(*probe, "<key>")]
+            return positions[probe]
+        probe = probe[:-1]
+    return (None, None)
+
+
+def _locate(loc: Loc, message: str, source: str | None, positions: Positions) -> Problem:
+    line, col = _position(loc, "", positions)
+    return Problem(_dotted(loc), message, source, line, col)
+
+
+def validate(
+    data: Mapping[str, Any], source: str | None = None, positions: Positions | None = None
+) -> Scenario:
+    """Check plain scenario data and return the typed :class:`Scenario`.
+
+    Raises
+    ------
+    ScenarioError
+        With every problem found, each naming its field path (and line, for files).
+    """
+    positions = positions or {}
+    try:
+        scenario = Scenario.model_validate(dict(data))
+    except ValidationError as exc:
+        problems = []
+        seen = set()
+        for err in exc.errors(include_url=False):
+            loc = _clean_loc(err["loc"], data)
+            message = _describe(err)
+            if (loc, message) in seen:
+                continue
+            seen.add((loc, message))
+            line, col = _position(loc, err["type"], positions)
+            problems.append(Problem(_dotted(loc), message, source, line, col))
+        raise ScenarioError(problems) from None
+    problems = [_locate(loc, msg, source, positions) for loc, msg in semantic_problems(scenario)]
+    if problems:
+        raise ScenarioError(problems)
+    return scenario
+
+
+def parse_override(text: str) -> tuple[list[str | int], Any]:
+    """Split ``key.path=value`` into a path and a YAML-typed value (``3`` is an int)."""
+    if "=" not in text:
+        raise ScenarioError(f"--set {text!r}: expected key.path=value")
+    key, raw = text.split("=", 1)
+    path: list[str | int] = [int(p) if p.isdigit() else p for p in key.strip().split(".")]
+    if not all(path):
+        raise ScenarioError(f"--set {text!r}: empty key in path")
+    value, _ = read_yaml(f"v: {raw}", f"--set {key}")
+    return path, value["v"]
+
+
+def apply_overrides(data: dict[str, Any], overrides: Mapping[str, Any] | Iterable[str]) -> dict[str, Any]:
+    """Return a deep copy of ``data`` with dotted-path overrides applied (the input is untouched).
+
+    ``overrides`` is a mapping ``{"services.gateway.replicas": 3}`` or ``key=value`` strings.
+    """
+    out = copy.deepcopy(data)
+    items: Iterable[tuple[list[str | int], Any]]
+    if isinstance(overrides, Mapping):
+        items = (([int(p) if p.isdigit() else p for p in k.split(".")], v) for k, v in overrides.items())
+    else:
+        items = (parse_override(o) for o in overrides)
+    for path, value in items:
+        node: Any = out
+        for i, part in enumerate(path[:-1]):
+            nxt = path[i + 1]
+            if isinstance(node, list):
+                if not isinstance(part, int) or part >= len(node):
+                    raise ScenarioError(f"--set {'.'.join(map(str, path))}: no item {part} in list")
+                node = node[part]
+            else:
+                if part not in node or node[part] is None:
+                    node[part] = [] if isinstance(nxt, int) else {}
+                node = node[part]
+        last = path[-1]
+        if isinstance(node, list):
+            if not isinstance(last, int) or last >= len(node):
+                raise ScenarioError(f"--set {'.'.join(map(str, path))}: no item {last} in list")
+        elif not isinstance(node, dict):
+            raise ScenarioError(f"--set {'.'.join(map(str, path))}: {path[-2]} is not a mapping")
+        node[last] = value
+    return out
+
+
+def read(path: str | Path) -> tuple[dict[str, Any], Positions, str]:
+    """Read a scenario file into plain data and positions; missing files are ScenarioErrors."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ScenarioError([Problem("", "no such file", str(path))]) from None
+    except IsADirectoryError:
+        raise ScenarioError([Problem("", "is a directory, expected a scenario file", str(path))]) from None
+    except UnicodeDecodeError:
+        raise ScenarioError([Problem("", "not a text file (expected YAML)", str(path))]) from None
+    data, positions = read_yaml(text, p.name)
+    return data, positions, p.name
+
+
+def load(
+    source: str | Path | Mapping[str, Any] | Scenario,
+    overrides: Mapping[str, Any] | Iterable[str] | None = None,
+) -> Scenario:
+    """Load a scenario from a YAML file path, a dict or a :class:`Scenario`.
+
+    Parameters
+    ----------
+    source
+        Path to a YAML file, plain scenario data, or an already validated scenario.
+    overrides
+        Optional ``{"dotted.path": value}`` mapping or ``"dotted.path=value"`` strings, applied
+        before validation, so they are checked like the file.
+
+    Examples
+    --------
+    >>> s = load({"services": {"web": {"workers": 4}}, "duration": "10min"})
+    >>> s.duration, s.services["web"].workers
+    (600.0, 4)
+    """
+    if isinstance(source, Scenario):
+        if not overrides:
+            return source
+        source = source.model_dump(by_alias=True, exclude_defaults=False)
+    positions: Positions = {}
+    name: str | None = None
+    if isinstance(source, str | Path):
+        data, positions, name = read(source)
+    else:
+        data = dict(source)
+    if overrides:
+        data = apply_overrides(data, overrides)
+    return validate(data, name, positions)

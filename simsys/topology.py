@@ -1,0 +1,139 @@
+"""Scenario → ``networkx.DiGraph``: the single source of truth for the system's structure.
+
+Nodes are services (``kind="service"``) and clients (``kind="client"``, one per workload); edges
+are calls, carrying the link they travel over. Graph-level attributes (``G.graph``) hold the run
+settings. :func:`simsys.run` builds its simulation from this graph alone, so a graph edited with
+networkx simulates what it now says.
+
+Node attributes of a service: ``replicas, workers, queue, balancer, service_time, memory``.
+Edge attributes of a call: ``order`` (calls are made in increasing order), ``probability``,
+``latency`` (a distribution, one way, seconds) and ``loss`` (probability per message).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import networkx as nx
+
+from .errors import BuildError
+from .spec.distributions import Constant
+from .spec.model import CLIENT, Memory, Scenario, Service
+
+SERVICE_DEFAULTS: dict[str, Any] = {
+    "replicas": 1,
+    "workers": 1,
+    "queue": None,
+    "balancer": "round_robin",
+    "service_time": Constant(value=0.0),
+    "memory": Memory(),
+}
+EDGE_DEFAULTS: dict[str, Any] = {"probability": 1.0, "latency": Constant(value=0.0), "loss": 0.0}
+
+
+def build_graph(spec: Scenario | Any) -> nx.DiGraph:
+    """Return the topology of a scenario as a directed graph.
+
+    Parameters
+    ----------
+    spec
+        A :class:`~simsys.spec.Scenario`, a scenario dict or a path to a YAML file.
+
+    Examples
+    --------
+    >>> G = build_graph({"services": {"web": {"calls": ["db"]}, "db": {}}})
+    >>> sorted(G.edges)
+    [('web', 'db')]
+    >>> G.nodes["web"]["replicas"]
+    1
+    """
+    from .spec.load import load
+
+    s = load(spec)
+    G = nx.DiGraph()
+    G.graph.update(
+        name=s.name,
+        seed=s.seed,
+        duration=s.duration,
+        warmup=s.warmup,
+        sample_every=s.sample_every,
+        chaos=s.chaos,
+        recovery=s.recovery,
+        scenario=s,
+    )
+    for name, svc in s.services.items():
+        G.add_node(name, kind="service", **_service_attrs(svc))
+    for name, svc in s.services.items():
+        for order, call in enumerate(svc.calls):
+            link = s.link(name, call.service)
+            G.add_edge(
+                name,
+                call.service,
+                order=order,
+                probability=call.probability,
+                latency=link.latency,
+                loss=link.loss,
+            )
+    for i, w in enumerate(s.workload):
+        client = f"{CLIENT}:{s.workload_name(i)}"
+        G.add_node(client, kind="client", workload=w, index=i)
+        link = s.link(CLIENT, w.target)
+        G.add_edge(client, w.target, order=0, probability=1.0, latency=link.latency, loss=link.loss)
+    return G
+
+
+def _service_attrs(svc: Service) -> dict[str, Any]:
+    return {
+        "replicas": svc.replicas,
+        "workers": svc.workers,
+        "queue": svc.queue,
+        "balancer": svc.balancer,
+        "service_time": svc.service_time,
+        "memory": svc.memory,
+    }
+
+
+def services(G: nx.DiGraph) -> list[str]:
+    """Service nodes in insertion order."""
+    return [n for n, kind in G.nodes(data="kind", default="service") if kind == "service"]
+
+
+def clients(G: nx.DiGraph) -> list[str]:
+    """Client (workload) nodes in insertion order."""
+    return [n for n, kind in G.nodes(data="kind") if kind == "client"]
+
+
+def service_attrs(G: nx.DiGraph, node: str) -> dict[str, Any]:
+    """A service node's attributes with defaults filled in for any the user left out."""
+    attrs = {**SERVICE_DEFAULTS, **G.nodes[node]}
+    if not isinstance(attrs["replicas"], int) or attrs["replicas"] < 1:
+        raise BuildError(f"node {node!r}: replicas must be a whole number ≥ 1, got {attrs['replicas']!r}")
+    if not isinstance(attrs["workers"], int) or attrs["workers"] < 1:
+        raise BuildError(f"node {node!r}: workers must be a whole number ≥ 1, got {attrs['workers']!r}")
+    if not hasattr(attrs["service_time"], "sampler"):
+        raise BuildError(f"node {node!r}: service_time must be a simsys distribution")
+    return attrs
+
+
+def calls(G: nx.DiGraph, node: str) -> list[tuple[str, dict[str, Any]]]:
+    """Out-edges of ``node`` as (target, attributes) in call order, defaults filled in."""
+    out = []
+    for pos, (_, v, data) in enumerate(G.out_edges(node, data=True)):
+        attrs = {**EDGE_DEFAULTS, "order": pos, **data}
+        if G.nodes[v].get("kind", "service") != "service":
+            raise BuildError(f"edge {node!r}->{v!r}: calls must end at a service node")
+        out.append((v, attrs))
+    out.sort(key=lambda item: item[1]["order"])
+    return out
+
+
+def check(G: nx.DiGraph) -> None:
+    """Refuse graphs the simulation cannot run: cycles of synchronous calls, no services."""
+    names = services(G)
+    if not names:
+        raise BuildError("the graph has no service nodes")
+    for cycle in nx.simple_cycles(G.subgraph(names)):
+        raise BuildError("synchronous calls form a cycle: " + " -> ".join([*cycle, cycle[0]]))
+    for key in ("duration", "seed"):
+        if key not in G.graph:
+            raise BuildError(f"G.graph lacks {key!r}; build graphs with simsys.build_graph")
