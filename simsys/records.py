@@ -15,10 +15,10 @@ OK, REJECTED, TIMEOUT, ERROR, DROPPED, DEGRADED = range(len(STATUSES))
 
 
 class RequestLog:
-    """One row per finished request: id, source, start, end, status, attempts, where it failed."""
+    """One row per finished request: id, source, start, end, status, attempts, replica, failure."""
 
-    __slots__ = ("rid", "source", "start", "end", "status", "attempts", "failed_service",
-                 "failed_instance")
+    __slots__ = ("rid", "source", "start", "end", "status", "attempts", "instance",
+                 "failed_service", "failed_instance")
 
     def __init__(self) -> None:
         self.rid = array("q")
@@ -27,17 +27,19 @@ class RequestLog:
         self.end = array("d")
         self.status = array("b")
         self.attempts = array("h")
+        self.instance = array("h")
         self.failed_service = array("h")
         self.failed_instance = array("h")
 
     def add(self, rid: int, source: int, start: float, end: float, status: int,
-            attempts: int, failed_service: int, failed_instance: int) -> None:
+            attempts: int, instance: int, failed_service: int, failed_instance: int) -> None:
         self.rid.append(rid)
         self.source.append(source)
         self.start.append(start)
         self.end.append(end)
         self.status.append(status)
         self.attempts.append(attempts)
+        self.instance.append(instance)
         self.failed_service.append(failed_service)
         self.failed_instance.append(failed_instance)
 

@@ -33,8 +33,10 @@ class Result:
     ----------
     requests : pandas.DataFrame
         One row per finished request: ``id, source, start, end, latency, status, attempts,
-        failed_service, failed_instance`` (seconds; ``status`` ∈ ok, rejected, timeout, error,
-        dropped). Requests still in flight when the run ends are not listed.
+        instance, failed_service, failed_instance`` (seconds; ``status`` ∈ ok, rejected,
+        timeout, error, dropped; ``instance`` is the replica of the target service that took
+        it, -1 if none; ``failed_*`` say where it first failed). Requests still in flight when
+        the run ends are not listed.
     incidents : pandas.DataFrame
         One row per instance failure: ``service, instance, kind, cause, failed_at,
         detected_at, recovered_at, requests_failed``.
@@ -72,6 +74,7 @@ class Result:
                     np.asarray(r.status, dtype=np.int8), categories=list(STATUSES)
                 ),
                 "attempts": np.asarray(r.attempts, dtype=np.int16),
+                "instance": np.asarray(r.instance, dtype=np.int16),
                 "failed_service": pd.Categorical.from_codes(
                     np.asarray(r.failed_service, dtype=np.int16) % len(services),
                     categories=services,

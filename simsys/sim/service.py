@@ -28,13 +28,15 @@ if TYPE_CHECKING:
 class Request:
     """A client request, end to end. ``blame`` keeps where and why it first failed."""
 
-    __slots__ = ("rid", "source", "start", "attempts", "failed_service", "failed_instance")
+    __slots__ = ("rid", "source", "start", "attempts", "instance", "failed_service",
+                 "failed_instance")
 
     def __init__(self, rid: int, source: int, start: float):
         self.rid = rid
         self.source = source
         self.start = start
         self.attempts = 1
+        self.instance = -1        # replica of the target service that took the request
         self.failed_service = -1
         self.failed_instance = -1
 
@@ -63,7 +65,7 @@ class Instance:
     """One replica: ``workers`` concurrent requests, a FIFO queue of at most ``queue_limit``."""
 
     __slots__ = ("code", "service", "replica", "workers", "queue_limit", "busy", "queue", "active",
-                 "up", "busy_area", "last_change", "area_at_warmup")
+                 "up", "busy_area", "last_change", "area_at_warmup", "connections")
 
     def __init__(self, code: int, service: Service, replica: int, workers: int,
                  queue_limit: int | None):
@@ -79,6 +81,7 @@ class Instance:
         self.busy_area = 0.0      # ∫ busy workers dt, worker-seconds
         self.last_change = 0.0
         self.area_at_warmup = 0.0
+        self.connections = 0      # open WebSocket connections (memory per connection)
 
     @property
     def name(self) -> str:
@@ -115,6 +118,9 @@ class Service:
         self._pick = pick
         self._served_cb = self._served
         self.on_response = self._on_response
+        # Called with the instance when a replica fails / comes back (chaos, OOM, WebSockets).
+        self.down_listeners: list[Callable[[Instance], None]] = []
+        self.up_listeners: list[Callable[[Instance], None]] = []
 
     # -- the request path -------------------------------------------------------------------
     def arrive(self, job: Job) -> None:
@@ -126,6 +132,8 @@ class Service:
             job.link.respond(job)
             return
         job.inst = inst
+        if job.parent is None:
+            job.req.instance = inst.replica
         if not inst.up:
             # Sent to a replica that is down but not yet known to be: the cost of slow detection.
             job.req.blame(self.code, inst.code, ERROR)
