@@ -1,0 +1,362 @@
+"""The ``simsys`` command line: ``run``, ``validate``, ``sweep`` and ``report``.
+
+Only click and the standard library are imported at module level. pandas, numpy, simpy,
+pydantic and matplotlib are imported inside the commands that need them, so ``simsys --help``
+answers at once. ``sweep`` and ``report`` live in their own modules and are imported only when
+one of them is invoked.
+
+Exit status: 0 ok, 2 bad input (every problem printed on stderr, no traceback), 1 internal
+error (a short message; ``SIMSYS_DEBUG=1`` adds the traceback).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+EXIT_OK = 0
+EXIT_INTERNAL = 1
+EXIT_BAD_INPUT = 2
+DEBUG_ENV = "SIMSYS_DEBUG"
+PROGRESS_DELAY = 2.0  # wall seconds before a progress bar appears; short runs stay quiet
+
+# Subcommands defined elsewhere: name -> (module, attribute, one-line help shown by --help).
+# The help line lives here so that listing commands imports nothing.
+LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
+    "sweep": (
+        "simsys.cli_sweep",
+        "sweep",
+        "Run a scenario over a grid of parameters and seeds.",
+    ),
+    "report": (
+        "simsys.cli_report",
+        "report",
+        "Figures and an HTML page from a run or sweep directory.",
+    ),
+}
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def _debug() -> bool:
+    return os.environ.get(DEBUG_ENV, "") not in ("", "0")
+
+
+def _fail(exc: BaseException) -> int:
+    """Print ``exc`` the way the contract says and return the exit status."""
+    from .errors import ScenarioError, SimsysError
+
+    if isinstance(exc, ScenarioError):
+        for problem in exc.problems:
+            click.echo(str(problem), err=True)
+        return EXIT_BAD_INPUT
+    if isinstance(exc, SimsysError):
+        click.echo(f"simsys: error: {exc}", err=True)
+        return EXIT_BAD_INPUT
+    if _debug():
+        import traceback
+
+        traceback.print_exception(exc, file=sys.stderr)
+    message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    click.echo(
+        f"simsys: internal error: {type(exc).__name__}"
+        + (f": {message}" if message else "")
+        + ("" if _debug() else f" (set {DEBUG_ENV}=1 to see the traceback)"),
+        err=True,
+    )
+    return EXIT_INTERNAL
+
+
+class SimsysGroup(click.Group):
+    """A group that loads some subcommands lazily and turns exceptions into exit codes."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        cmd = super().get_command(ctx, name)
+        if cmd is not None or name not in LAZY_COMMANDS:
+            return cmd
+        import importlib
+
+        module, attr, _ = LAZY_COMMANDS[name]
+        cmd = getattr(importlib.import_module(module), attr)
+        self.add_command(cmd, name)
+        return cmd
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # Like click's, but lazy commands show their line from LAZY_COMMANDS, unimported.
+        rows = []
+        for name in self.list_commands(ctx):
+            cmd = super().get_command(ctx, name)
+            if cmd is not None:
+                if cmd.hidden:
+                    continue
+                rows.append((name, cmd.get_short_help_str(formatter.width - 6 - len(name))))
+            else:
+                rows.append((name, LAZY_COMMANDS[name][2]))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the one place every error becomes an exit code
+            ctx.exit(_fail(exc))
+
+
+@click.group(cls=SimsysGroup, context_settings=CONTEXT_SETTINGS)
+@click.version_option(package_name="simsys", prog_name="simsys")
+def cli() -> None:
+    """Simulate distributed systems: services, links, workloads, failures.
+
+    A scenario is a YAML file describing services (replicas, workers, queues, service
+    times), the network links between them and the workload that drives them. simsys runs
+    it as a discrete-event simulation and reports latency, errors, utilisation and memory.
+
+    \b
+    Examples:
+      simsys validate scenarios/checkout.yaml
+      simsys run scenarios/checkout.yaml
+      simsys run scenarios/checkout.yaml --seed 3 --set services.gateway.replicas=4
+      simsys run scenarios/checkout.yaml --json > summary.json
+      simsys run scenarios/checkout.yaml --out out/checkout && simsys report out/checkout
+
+    \b
+    Exit status: 0 ok, 2 bad input (problems on stderr as file:line:col: field: message),
+    1 internal error (SIMSYS_DEBUG=1 shows the traceback).
+    """
+
+
+_set_option = click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY.PATH=VALUE",
+    help="Override one scenario value (repeatable), checked like the file: "
+    "--set services.gateway.workers=16 --set duration=5min.",
+)
+
+
+def _load(path: str, overrides: tuple[str, ...]) -> Any:
+    from .spec.load import load
+
+    return load(path, overrides=list(overrides))
+
+
+@cli.command()
+@click.argument("scenario", type=click.Path(dir_okay=True, path_type=str))
+@_set_option
+def validate(scenario: str, overrides: tuple[str, ...]) -> None:
+    """Check a scenario file; report every problem with its field path.
+
+    Nothing is simulated. Problems are printed on stderr, one per line, as
+    file:line:col: field.path: message, and the exit status is 2.
+
+    \b
+    Examples:
+      simsys validate scenarios/checkout.yaml
+      simsys validate scenarios/checkout.yaml --set services.gateway.workers=0
+    """
+    from .topology import build_graph, check
+
+    spec = _load(scenario, overrides)
+    check(build_graph(spec))
+    from .spec.units import format_duration
+
+    click.echo(
+        f"{scenario}: ok — {spec.name!r}, {len(spec.services)} service(s), "
+        f"{len(spec.workload)} workload(s), {format_duration(spec.duration)} simulated"
+    )
+
+
+class _LazyBar:
+    """A progress callback that shows a tqdm bar only once a run has taken PROGRESS_DELAY s."""
+
+    def __init__(self, total: float, desc: str, delay: float = PROGRESS_DELAY):
+        self.total = total
+        self.desc = desc
+        self.delay = delay
+        self.started = time.perf_counter()
+        self.bar: Any = None
+
+    def __call__(self, now: float) -> None:
+        if self.bar is None:
+            if time.perf_counter() - self.started < self.delay:
+                return
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=self.total, unit="sim s", desc=self.desc, file=sys.stderr,
+                            leave=False, dynamic_ncols=True,
+                            bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.4g}/{total:.4g} "
+                            "sim s [{elapsed}<{remaining}]")
+        self.bar.update(now - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+@cli.command()
+@click.argument("scenario", type=click.Path(dir_okay=True, path_type=str))
+@click.option("--seed", type=click.IntRange(min=0), default=None,
+              help="Random seed (default: the scenario's seed). Same seed, same results.")
+@_set_option
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=str), default=None,
+              help="Write summary.json, requests/incidents/timeseries.parquet and plots here.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print summary() as JSON on stdout, and nothing else there.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no notes on stderr.")
+def run(scenario: str, seed: int | None, overrides: tuple[str, ...], out_dir: str | None,
+        as_json: bool, quiet: bool) -> None:
+    """Run one scenario and print its summary.
+
+    The summary covers requests after the warmup: counts by status, latency percentiles
+    (ms), throughput (req/s), error rate, incidents and, per service, availability,
+    utilisation and peak memory (MB). A progress bar in simulated time appears on stderr
+    when a run takes more than a couple of seconds (not with --quiet, not when stderr
+    is redirected).
+
+    \b
+    Examples:
+      simsys run scenarios/checkout.yaml
+      simsys run scenarios/checkout.yaml --seed 3
+      simsys run scenarios/checkout.yaml --set duration=1min --set services.cart.replicas=3
+      simsys run scenarios/checkout.yaml --json | jq .latency.p99
+      simsys run scenarios/checkout.yaml --out out/checkout
+    """
+    spec = _load(scenario, overrides)
+    from .runner import run as simulate
+
+    progress: Callable[[float], None] | None = None
+    bar = None
+    if not quiet and sys.stderr.isatty():
+        bar = progress = _LazyBar(spec.duration, spec.name)
+    try:
+        result = simulate(spec, seed=seed, progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    summary = result.summary()
+    if as_json:
+        import json
+
+        click.echo(json.dumps(_json_ready(summary), indent=2, allow_nan=False))
+    else:
+        click.echo(format_summary(summary, wall_time=getattr(result, "wall_time", None)))
+    if out_dir is not None:
+        from .output import save_run
+
+        try:
+            written = save_run(result, out_dir)
+        except OSError as exc:
+            from .errors import SimsysError
+
+            raise SimsysError(f"cannot write {out_dir}: {exc.strerror or exc}") from None
+        if not quiet:
+            click.echo(f"wrote {written or out_dir}", err=True)
+
+
+def _json_ready(value: Any) -> Any:
+    """Non-finite floats become null, so stdout is strict JSON (``jq`` refuses NaN)."""
+    if isinstance(value, dict):
+        return {k: _json_ready(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_ready(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if hasattr(value, "item") and not isinstance(value, str | bytes):  # numpy scalars
+        return _json_ready(value.item())
+    return value
+
+
+# -- the readable summary -------------------------------------------------------------------
+def _ms(x: float | None) -> str:
+    return "-" if x is None or not math.isfinite(x) else f"{x * 1e3:.3f}"
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None or not math.isfinite(x) else f"{x * 100:.2f}%"
+
+
+def _mb(x: float | None) -> str:
+    return "-" if x is None or not math.isfinite(x) else f"{x / 1e6:.1f}"
+
+
+def _secs(x: float | None) -> str:
+    if x is None or not math.isfinite(x):
+        return "-"
+    if x >= 120:
+        return f"{x / 60:.1f} min"
+    return f"{x:.3g} s"
+
+
+def _table(header: list[str], rows: list[list[str]], indent: str = "  ") -> list[str]:
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=True)]
+    lines = []
+    for row in [header, *rows]:
+        cells = [str(row[0]).ljust(widths[0])]
+        cells += [str(c).rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)]
+        lines.append(indent + "  ".join(cells).rstrip())
+    return lines
+
+
+def format_summary(s: dict[str, Any], wall_time: float | None = None) -> str:
+    """The summary as a plain-text table: ms for latency, MB (10⁶ bytes) for memory."""
+    duration, warmup = s.get("duration", 0.0), s.get("warmup", 0.0)
+    head = f"{s.get('name', 'scenario')}  seed {s.get('seed')}  {_secs(duration)} simulated"
+    if warmup:
+        head += f", first {_secs(warmup)} left out (warmup)"
+    if wall_time:
+        head += f"  [{wall_time:.2f} s wall]"
+    req = s["requests"]
+    statuses = [k for k in req if k != "total"]
+    lines = [head, "", "requests"]
+    lines += _table(["total", *statuses], [[str(req["total"]), *(str(req[k]) for k in statuses)]])
+    lines += [
+        "",
+        f"throughput  {s['throughput']:.2f} req/s    error rate  {_pct(s['error_rate'])}",
+        "",
+        "latency of ok requests (ms)",
+    ]
+    lat = s["latency"]
+    keys = [k for k in ("mean", "p50", "p90", "p95", "p99", "p999", "max") if k in lat]
+    lines += _table(keys, [[_ms(lat[k]) for k in keys]])
+    inc = s["incidents"]
+    lines += [
+        "",
+        f"incidents   {inc['count']}    MTTR {_secs(inc['mttr'])}    MTTD {_secs(inc['mttd'])}"
+        f"    MTBF {_secs(inc['mtbf'])}",
+    ]
+    services = s.get("services", {})
+    if services:
+        rows = [
+            [name, _pct(v.get("availability")), _pct(v.get("utilization")),
+             _mb(v.get("memory_peak"))]
+            for name, v in services.items()
+        ]
+        lines += ["", *_table(["service", "availability", "utilization", "memory peak (MB)"],
+                              rows, indent="")]
+    ws = s.get("websockets") or {}
+    if any(ws.values()):
+        lines += ["", "websockets"]
+        lines += _table(list(ws), [[str(v) for v in ws.values()]])
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``simsys`` console script."""
+    cli.main(args=argv, prog_name="simsys")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
