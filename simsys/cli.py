@@ -296,7 +296,7 @@ def _secs(x: float | None) -> str:
     if x is None or not math.isfinite(x):
         return "-"
     if x >= 120:
-        return f"{x / 60:.1f} min"
+        return f"{x / 60:.3g} min"
     return f"{x:.3g} s"
 
 
