@@ -25,6 +25,7 @@ Positions = dict[Loc, tuple[int, int]]
 _TAGS = frozenset(
     {"constant", "exponential", "uniform", "normal", "lognormal", "pareto", "empirical"}
     | {"poisson", "closed", "websocket", "polling"}
+    | {"crash", "latency", "loss", "partition", "slowdown", "memory_leak"}
 )
 
 
@@ -84,10 +85,12 @@ def read_yaml(text: str, source: str) -> tuple[dict[str, Any], Positions]:
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         what = (exc.problem or exc.context or "not valid YAML").strip()
+        path = ""
         if "duplicate key" in str(exc):
             what = "duplicate key " + str(exc).split("found duplicate key", 1)[-1].split("with value")[0].strip()
+            path = _key_path_at(text, exc.problem_mark)
         line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)
-        raise ScenarioError([Problem("", f"not valid YAML: {what}", source, line, col)]) from None
+        raise ScenarioError([Problem(path, f"not valid YAML: {what}", source, line, col)]) from None
     except YAMLError as exc:
         raise ScenarioError([Problem("", f"not valid YAML: {exc}", source)]) from None
     positions: Positions = {}
@@ -99,6 +102,33 @@ def read_yaml(text: str, source: str) -> tuple[dict[str, Any], Positions]:
             [Problem("", f"expected a mapping of scenario keys, got {type(data).__name__}", source, 1, 1)]
         )
     return data, positions
+
+
+def _key_path_at(text: str, mark: Any) -> str:
+    """Dotted path of the mapping key written at ``mark``, for errors raised while parsing."""
+    try:
+        root = _yaml().compose(io.StringIO(text))
+    except Exception:  # the text already failed to load; the path is a bonus
+        return ""
+
+    def walk(node: Any, loc: Loc) -> Loc | None:
+        if len(loc) > 64 or not isinstance(getattr(node, "value", None), list):
+            return None
+        for i, item in enumerate(node.value):
+            if isinstance(item, tuple):
+                key, value = item
+                here = (*loc, key.value)
+                if (key.start_mark.line, key.start_mark.column) == (mark.line, mark.column):
+                    return here
+                found = walk(value, here)
+            else:
+                found = walk(item, (*loc, i))
+            if found:
+                return found
+        return None
+
+    found = walk(root, ()) if root is not None and mark is not None else None
+    return _dotted(found) if found else ""
 
 
 def _clean_loc(loc: Iterable[Any], data: Any) -> Loc:
@@ -165,7 +195,8 @@ def _describe(err: dict[str, Any]) -> str:
     if kind == "literal_error":
         return f"expected {ctx.get('expected', 'one of the allowed values')}{got}"
     if kind == "union_tag_invalid":
-        return f"expected {ctx.get('discriminator', 'type')} to be one of {ctx.get('expected_tags')}{got}"
+        return (f"expected {ctx.get('discriminator', 'type')} to be one of "
+                f"{ctx.get('expected_tags')}, got {ctx.get('tag')!r}")
     if kind == "union_tag_not_found":
         return f"expected a {ctx.get('discriminator', 'type')!s} key"
     if kind == "too_short":
@@ -209,6 +240,8 @@ def validate(
         seen = set()
         for err in exc.errors(include_url=False):
             loc = _clean_loc(err["loc"], data)
+            if err["type"] == "union_tag_invalid":  # point at the tag itself: workload[1].type
+                loc = (*loc, str((err.get("ctx") or {}).get("discriminator", "type")).strip("'"))
             message = _describe(err)
             if (loc, message) in seen:
                 continue
@@ -228,9 +261,12 @@ def parse_override(text: str) -> tuple[list[str | int], Any]:
         raise ScenarioError(f"--set {text!r}: expected key.path=value")
     key, raw = text.split("=", 1)
     path: list[str | int] = [int(p) if p.isdigit() else p for p in key.strip().split(".")]
-    if not all(path):
+    if any(p == "" for p in path):  # not all(path): index 0 is a valid key
         raise ScenarioError(f"--set {text!r}: empty key in path")
-    value, _ = read_yaml(f"v: {raw}", f"--set {key}")
+    try:
+        value, _ = read_yaml(f"v: {raw}", f"--set {key}")
+    except ScenarioError as exc:  # its line:col would point into "v: ...", not at anything typed
+        raise ScenarioError(f"--set {text!r}: {exc.problems[0].message}") from None
     return path, value["v"]
 
 
@@ -313,5 +349,27 @@ def load(
     else:
         data = dict(source)
     if overrides:
+        if not isinstance(overrides, Mapping):
+            overrides = list(overrides)
         data = apply_overrides(data, overrides)
+        try:
+            return validate(data, name, positions)
+        except ScenarioError as exc:
+            raise ScenarioError([_blame_override(p, overrides) for p in exc.problems]) from None
     return validate(data, name, positions)
+
+
+def _blame_override(problem: Problem, overrides: Mapping[str, Any] | list[str]) -> Problem:
+    """A problem in a value given as an override points at ``--set``, not at the file's line."""
+    if isinstance(overrides, Mapping):
+        keys = [[int(p) if p.isdigit() else p for p in k.split(".")] for k in overrides]
+    else:
+        keys = [parse_override(o)[0] for o in overrides]
+    for key in keys:
+        d = _dotted(tuple(key))
+        inside = problem.path == d or problem.path.startswith((d + ".", d + "["))
+        # a key the override created (absent from the file) has no line: blame the override
+        above = problem.line is None and d.startswith((problem.path + ".", problem.path + "["))
+        if inside or above:
+            return Problem(problem.path, problem.message, "--set")
+    return problem
