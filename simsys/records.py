@@ -13,12 +13,18 @@ from array import array
 STATUSES = ("ok", "rejected", "timeout", "error", "dropped", "degraded")
 OK, REJECTED, TIMEOUT, ERROR, DROPPED, DEGRADED = range(len(STATUSES))
 
+# Why a request failed, as recorded in its ``cause`` column ("" when it did not fail).
+CAUSES = ("", "rejected", "crash", "oom", "loss", "partition", "unavailable", "timeout",
+          "circuit_open", "bulkhead", "shed")
+(NO_CAUSE, C_REJECTED, C_CRASH, C_OOM, C_LOSS, C_PARTITION, C_UNAVAILABLE, C_TIMEOUT,
+ C_CIRCUIT_OPEN, C_BULKHEAD, C_SHED) = range(len(CAUSES))
+
 
 class RequestLog:
     """One row per finished request: id, source, start, end, status, attempts, replica, failure."""
 
     __slots__ = ("rid", "source", "start", "end", "status", "attempts", "instance",
-                 "failed_service", "failed_instance")
+                 "failed_service", "failed_instance", "cause")
 
     def __init__(self) -> None:
         self.rid = array("q")
@@ -30,9 +36,11 @@ class RequestLog:
         self.instance = array("h")
         self.failed_service = array("h")
         self.failed_instance = array("h")
+        self.cause = array("b")
 
     def add(self, rid: int, source: int, start: float, end: float, status: int,
-            attempts: int, instance: int, failed_service: int, failed_instance: int) -> None:
+            attempts: int, instance: int, failed_service: int, failed_instance: int,
+            cause: int) -> None:
         self.rid.append(rid)
         self.source.append(source)
         self.start.append(start)
@@ -42,6 +50,7 @@ class RequestLog:
         self.instance.append(instance)
         self.failed_service.append(failed_service)
         self.failed_instance.append(failed_instance)
+        self.cause.append(cause)
 
     def __len__(self) -> int:
         return len(self.rid)

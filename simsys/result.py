@@ -16,7 +16,7 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
-from .records import STATUSES, Records
+from .records import CAUSES, STATUSES, Records
 
 PERCENTILES = {"p50": 50, "p90": 90, "p95": 95, "p99": 99, "p999": 99.9}
 
@@ -33,9 +33,10 @@ class Result:
     ----------
     requests : pandas.DataFrame
         One row per finished request: ``id, source, start, end, latency, status, attempts,
-        instance, failed_service, failed_instance`` (seconds; ``status`` ∈ ok, rejected,
+        instance, failed_service, failed_instance, cause`` (seconds; ``status`` ∈ ok, rejected,
         timeout, error, dropped; ``instance`` is the replica of the target service that took
-        it, -1 if none; ``failed_*`` say where it first failed). Requests still in flight when
+        it, -1 if none; ``failed_*`` and ``cause`` say where and why it first failed: rejected,
+        crash, oom, loss, partition, unavailable, timeout, …). Requests still in flight when
         the run ends are not listed.
     incidents : pandas.DataFrame
         One row per instance failure: ``service, instance, kind, cause, failed_at,
@@ -80,6 +81,9 @@ class Result:
                     categories=services,
                 ),
                 "failed_instance": np.asarray(r.failed_instance, dtype=np.int16),
+                "cause": pd.Categorical.from_codes(
+                    np.asarray(r.cause, dtype=np.int8), categories=list(CAUSES)
+                ),
             }
         )
         df["failed_service"] = df["failed_service"].cat.remove_categories([""])
@@ -105,6 +109,41 @@ class Result:
 
     @cached_property
     def timeseries(self) -> pd.DataFrame:
+        """Per-replica samples, plus per target service the share of requests that ended ok in
+        each sampling window (metric ``request_availability``, instance -1)."""
+        return pd.concat([self._samples(), self._request_availability()], ignore_index=True)
+
+    def _request_availability(self) -> pd.DataFrame:
+        df = self.requests
+        step = float(self.graph.graph.get("sample_every", 1.0))
+        services = self.records.services
+        rows: dict[str, Any] = {"time": [], "service": [], "instance": [], "metric": [], "value": []}
+        if len(df):
+            targets = {n.split(":", 1)[-1]: v for n, v in self.graph.edges() if n.startswith("client:")}
+            by_source = df.assign(
+                target=df["source"].astype(str).map(targets),
+                window=np.floor(df["end"].to_numpy() / step) * step + step,
+                ok=(df["status"] == "ok").to_numpy(),
+            )
+            agg = by_source.groupby(["target", "window"], observed=True)["ok"].mean()
+            for (target, window), value in agg.items():
+                rows["time"].append(window)
+                rows["service"].append(target)
+                rows["instance"].append(-1)
+                rows["metric"].append("request_availability")
+                rows["value"].append(value)
+        metrics = [*self.records.metrics, "request_availability"]
+        return pd.DataFrame(
+            {
+                "time": np.asarray(rows["time"], dtype=np.float64),
+                "service": pd.Categorical(rows["service"], categories=services),
+                "instance": np.asarray(rows["instance"], dtype=np.int64),
+                "metric": pd.Categorical(rows["metric"], categories=metrics),
+                "value": np.asarray(rows["value"], dtype=np.float64),
+            }
+        )
+
+    def _samples(self) -> pd.DataFrame:
         s = self.records.samples
         inst = np.asarray(s.instance, dtype=np.int64)
         owners = np.array([sv for sv, _ in self.records.instances] or [0], dtype=np.int64)
@@ -115,7 +154,8 @@ class Result:
                 "service": pd.Categorical.from_codes(owners[inst], categories=self.records.services),
                 "instance": replicas[inst],
                 "metric": pd.Categorical.from_codes(
-                    np.asarray(s.metric, dtype=np.int8), categories=self.records.metrics
+                    np.asarray(s.metric, dtype=np.int8),
+                    categories=[*self.records.metrics, "request_availability"],
                 ),
                 "value": np.asarray(s.value, dtype=np.float64),
             }
@@ -126,10 +166,13 @@ class Result:
         df = self.requests
         return df[df["start"] >= self.warmup]
 
-    def up_fractions(self, service: str) -> list[float]:
-        """Entry k: the fraction of the measured window during which exactly k replicas were up."""
+    def up_fractions(self, service: str, t0: float | None = None,
+                     t1: float | None = None) -> list[float]:
+        """Entry k: the fraction of [t0, t1) (default: the measured window, after warmup)
+        during which exactly k replicas of ``service`` were up."""
         n = int(self.graph.nodes[service].get("replicas", 1))
-        t0, t1 = self.warmup, self.duration
+        t0 = self.warmup if t0 is None else t0
+        t1 = self.duration if t1 is None else t1
         inc = self.incidents
         inc = inc[inc["service"] == service]
         changes: list[tuple[float, int]] = []
@@ -141,14 +184,36 @@ class Result:
         time_at = [0.0] * (n + 1)
         up, last = n, t0
         for t, delta in changes:
-            if t > t0:
-                time_at[up] += min(t, t1) - last
-                last = min(t, t1)
-            up += delta
-            up = max(0, min(n, up))
-        time_at[up] += t1 - last
+            if t >= t1:
+                break
+            if t > last:
+                time_at[up] += t - last
+                last = t
+            up = max(0, min(n, up + delta))
+        time_at[up] += max(t1 - last, 0.0)
         span = t1 - t0
-        return [x / span for x in time_at]
+        return [x / span for x in time_at] if span > 0 else [0.0] * n + [1.0]
+
+    def availability_between(self, service: str, t0: float, t1: float) -> float:
+        """Fraction of [t0, t1) during which at least one replica of ``service`` was up."""
+        return 1.0 - self.up_fractions(service, t0, t1)[0]
+
+    @cached_property
+    def chaos(self) -> pd.DataFrame:
+        """Chaos Monkey's journal: one row per kill made, skipped (with the limit that stopped
+        it) or, when leashed, only journaled: ``at, group, service, instance, outcome, reason``."""
+        cols = ["at", "group", "service", "instance", "outcome", "reason"]
+        return pd.DataFrame(self.records.journal, columns=cols)
+
+    @cached_property
+    def journal(self) -> dict[str, Any] | None:
+        """The Chaos Toolkit journal of the scenario's experiment, or None without one."""
+        scenario = self.graph.graph.get("experiment")
+        if scenario is None:
+            return None
+        from .experiment import journal
+
+        return journal(self, scenario)
 
     def summary(self) -> dict[str, Any]:
         """The run's figures as a nested, JSON-ready dict (seconds, bytes, requests/s).

@@ -27,6 +27,7 @@ SERVICE_DEFAULTS: dict[str, Any] = {
     "balancer": "round_robin",
     "service_time": Constant(value=0.0),
     "memory": Memory(),
+    "failures": None,
 }
 EDGE_DEFAULTS: dict[str, Any] = {"probability": 1.0, "latency": Constant(value=0.0), "loss": 0.0}
 
@@ -59,6 +60,8 @@ def build_graph(spec: Scenario | Any) -> nx.DiGraph:
         sample_every=s.sample_every,
         chaos=s.chaos,
         recovery=s.recovery,
+        faults=s.faults,
+        experiment=s.experiment,
         scenario=s,
     )
     for name, svc in s.services.items():
@@ -90,6 +93,7 @@ def _service_attrs(svc: Service) -> dict[str, Any]:
         "balancer": svc.balancer,
         "service_time": svc.service_time,
         "memory": svc.memory,
+        "failures": svc.failures,
     }
 
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import simpy
 
-from ..records import DROPPED
+from ..records import C_LOSS, DROPPED
 from .engine import Wake
 
 if TYPE_CHECKING:
@@ -23,7 +23,8 @@ class Link:
     """One call edge. ``target`` receives requests; ``back(job)`` receives responses."""
 
     __slots__ = ("env", "source", "target", "probability", "coin", "latency", "zero", "loss",
-                 "lost", "back", "_deliver_cb", "_back_cb")
+                 "lost", "back", "_deliver_cb", "_back_cb", "drop_status", "drop_cause",
+                 "base_latency", "base_zero", "base_loss", "base_lost", "faults")
 
     def __init__(self, env: simpy.Environment, source: str, target: Service, *,
                  probability: float, coin: Callable[[], float] | None,
@@ -39,6 +40,12 @@ class Link:
         self.loss = loss
         self.lost = lost
         self.back: Callable[[Job], None] = _unset
+        self.drop_status = DROPPED
+        self.drop_cause = C_LOSS
+        # What the scenario says, kept so faults can change the link and put it back.
+        self.base_latency, self.base_zero = latency, zero
+        self.base_loss, self.base_lost = loss, lost
+        self.faults: list[Any] = []
         self._deliver_cb = self._deliver
         self._back_cb = self._on_back
 
@@ -69,8 +76,8 @@ class Link:
         self.back(ev.arg)
 
     def _drop(self, job: Job) -> None:
-        job.status = DROPPED
-        job.req.blame(self.target.code, -1, DROPPED)
+        job.status = self.drop_status
+        job.req.blame(self.target.code, -1, self.drop_cause)
         self.back(job)
 
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import simpy
 
-from ..records import ERROR, OK, REJECTED
+from ..records import C_CRASH, C_REJECTED, C_UNAVAILABLE, ERROR, NO_CAUSE, OK, REJECTED
 from .engine import Wake
 
 if TYPE_CHECKING:
@@ -29,7 +29,7 @@ class Request:
     """A client request, end to end. ``blame`` keeps where and why it first failed."""
 
     __slots__ = ("rid", "source", "start", "attempts", "instance", "failed_service",
-                 "failed_instance")
+                 "failed_instance", "cause")
 
     def __init__(self, rid: int, source: int, start: float):
         self.rid = rid
@@ -39,11 +39,14 @@ class Request:
         self.instance = -1        # replica of the target service that took the request
         self.failed_service = -1
         self.failed_instance = -1
+        self.cause = NO_CAUSE
 
-    def blame(self, service: int, instance: int, status: int) -> None:
-        if self.failed_service < 0:
+    def blame(self, service: int, instance: int, cause: int) -> None:
+        """Remember the first failure: the service, replica code (-1: none) and cause code."""
+        if self.cause == NO_CAUSE:
             self.failed_service = service
             self.failed_instance = instance
+            self.cause = cause
 
 
 class Job:
@@ -65,7 +68,8 @@ class Instance:
     """One replica: ``workers`` concurrent requests, a FIFO queue of at most ``queue_limit``."""
 
     __slots__ = ("code", "service", "replica", "workers", "queue_limit", "busy", "queue", "active",
-                 "up", "busy_area", "last_change", "area_at_warmup", "connections")
+                 "up", "busy_area", "last_change", "area_at_warmup", "connections", "down_cause",
+                 "failed_requests", "leak_rate", "leak_since")
 
     def __init__(self, code: int, service: Service, replica: int, workers: int,
                  queue_limit: int | None):
@@ -82,6 +86,10 @@ class Instance:
         self.last_change = 0.0
         self.area_at_warmup = 0.0
         self.connections = 0      # open WebSocket connections (memory per connection)
+        self.down_cause = C_CRASH  # cause code given to requests while the replica is down
+        self.failed_requests = 0  # requests failed by the current incident
+        self.leak_rate = 0.0      # bytes/s leaked since leak_since (memory_leak faults)
+        self.leak_since = 0.0
 
     @property
     def name(self) -> str:
@@ -113,6 +121,8 @@ class Service:
         # Replicas the balancer may send to: up, or failed but not yet detected.
         self.routable: list[Instance] = list(self.instances)
         self.service_time = service_time
+        self.base_service_time = service_time   # the scenario's; faults compose on top of it
+        self.faults: list[tuple[str, str, Any]] = []
         self.calls: list[Link] = []
         self.rr = -1
         self._pick = pick
@@ -127,7 +137,7 @@ class Service:
         """A request reaches the service (after its link latency)."""
         inst = self._pick(self) if self._pick is not None else None
         if inst is None:
-            job.req.blame(self.code, -1, ERROR)
+            job.req.blame(self.code, -1, C_UNAVAILABLE)
             job.status = ERROR
             job.link.respond(job)
             return
@@ -136,13 +146,14 @@ class Service:
             job.req.instance = inst.replica
         if not inst.up:
             # Sent to a replica that is down but not yet known to be: the cost of slow detection.
-            job.req.blame(self.code, inst.code, ERROR)
+            job.req.blame(self.code, inst.replica, inst.down_cause)
+            inst.failed_requests += 1
             job.status = ERROR
             job.link.respond(job)
         elif inst.busy < inst.workers:
             self._start(inst, job)
         elif inst.queue_limit is not None and len(inst.queue) >= inst.queue_limit:
-            job.req.blame(self.code, inst.code, REJECTED)
+            job.req.blame(self.code, inst.replica, C_REJECTED)
             job.status = REJECTED
             job.link.respond(job)
         else:
@@ -202,7 +213,7 @@ class Service:
         job.link.respond(job)
 
     # -- failures ---------------------------------------------------------------------------
-    def fail_instance(self, inst: Instance, status: int = ERROR) -> int:
+    def fail_instance(self, inst: Instance, cause: int, status: int = ERROR) -> int:
         """End every request the replica holds with ``status``; returns how many there were."""
         now = self.env.now
         inst.settle(now)
@@ -213,7 +224,7 @@ class Service:
         for job in victims:
             job.dead = True
             job.status = status
-            job.req.blame(self.code, inst.code, status)
+            job.req.blame(self.code, inst.replica, cause)
             job.link.respond(job)
         return len(victims)
 

@@ -15,9 +15,13 @@ import simpy
 
 from .. import topology
 from ..records import Records
+from ..spec.chaos import Recovery
 from ..spec.distributions import Constant
+from ..spec.model import CLIENT
+from .chaos import ChaosMonkey, Faults, IndependentFailures
 from .engine import Streams, Wake, run_until
 from .link import Link
+from .recovery import Lifecycle
 from .service import Instance, Service, make_balancer
 from .workload import Client, ClosedClient, PoissonClient
 
@@ -39,12 +43,14 @@ class Simulation:
         self.records = Records()
         self.services: dict[str, Service] = {}
         self.instances: list[Instance] = []
-        self.memory: dict[str, tuple[float, float, float]] = {}
+        self.memory: dict[str, tuple[float, float, float, float | None]] = {}
+        self.links: dict[str, list[Link]] = {}
         self.clients: list[Client] = []
         self._ids = itertools.count().__next__
         self._build_services()
         self._build_links()
         self._build_clients()
+        self._build_chaos()
 
     # -- elaboration ------------------------------------------------------------------------
     def _build_services(self) -> None:
@@ -61,7 +67,7 @@ class Simulation:
             self.services[name] = svc
             self.instances.extend(svc.instances)
             mem = attrs["memory"]
-            self.memory[name] = (mem.base, mem.per_request, mem.per_connection)
+            self.memory[name] = (mem.base, mem.per_request, mem.per_connection, mem.limit)
             self.records.services.append(name)
             self.records.instances.extend((code, i.replica) for i in svc.instances)
 
@@ -69,7 +75,7 @@ class Simulation:
         latency = data["latency"]
         zero = isinstance(latency, Constant) and latency.value == 0.0
         key = f"{source}->{target}"
-        return Link(
+        link = Link(
             self.env, source, self.services[target],
             probability=float(data["probability"]),
             coin=self.streams.uniform(f"call/{key}") if data["probability"] < 1.0 else None,
@@ -78,6 +84,9 @@ class Simulation:
             loss=float(data["loss"]),
             lost=self.streams.uniform(f"link/{key}/loss") if data["loss"] > 0 else None,
         )
+        fault_key = f"{CLIENT}->{target}" if source.startswith(f"{CLIENT}:") else key
+        self.links.setdefault(fault_key, []).append(link)
+        return link
 
     def _build_links(self) -> None:
         for name, svc in self.services.items():
@@ -108,19 +117,51 @@ class Simulation:
             self.clients.append(client)
             self.records.sources.append(node.split(":", 1)[-1])
 
+    def _build_chaos(self) -> None:
+        G, env, streams = self.G, self.env, self.streams
+        recovery = G.graph.get("recovery") or Recovery()
+        self.lifecycle = Lifecycle(env, recovery, streams, self.records, self.services, self.memory)
+        self.breakers: list[ChaosMonkey | IndependentFailures] = []
+        chaos = G.graph.get("chaos")
+        if chaos is not None and chaos.monkey is not None:
+            self.breakers.append(
+                ChaosMonkey(env, chaos.monkey, streams, self.records, self.services, self.lifecycle)
+            )
+        for name, svc in self.services.items():
+            failures = G.nodes[name].get("failures")
+            if failures is not None:
+                self.breakers.append(IndependentFailures(env, svc, failures, streams, self.lifecycle))
+        faults = list(G.graph.get("faults") or [])
+        experiment = G.graph.get("experiment")
+        self.faults: Faults | None = None
+        if faults or experiment is not None:
+            self.faults = Faults(env, streams, self.services, self.links, self.lifecycle)
+            for i, fault in enumerate(faults):
+                self.faults.schedule(fault, fault.name or f"{fault.kind}{i}")
+            if experiment is not None:
+                method = {a.name or f"action{i}": a for i, a in enumerate(experiment.method)}
+                ends: dict[str, float] = {}
+                for rb in experiment.rollbacks:
+                    for name in method if rb.ends == "all" else [rb.ends]:
+                        ends[name] = min(ends.get(name, rb.at), rb.at)
+                for name, action in method.items():
+                    self.faults.schedule(action, name, ends.get(name))
+
     # -- running ----------------------------------------------------------------------------
     def _sample(self, ev: object) -> None:
         now = self.env.now
         add = self.records.samples.add
+        lifecycle = self.lifecycle
         for inst in self.instances:
             code = inst.code
             q = len(inst.queue)
-            base, per_req, _ = self.memory[inst.service.name]
             add(now, code, 0, q)
             add(now, code, 1, inst.busy)
             add(now, code, 2, inst.busy + q)
-            add(now, code, 3, base + per_req * (inst.busy + q))
+            add(now, code, 3, lifecycle.memory(inst))
             add(now, code, 4, 1.0 if inst.up else 0.0)
+            if inst.up:
+                lifecycle.check_memory(inst)
         if now + self.sample_every <= self.duration + 1e-9:
             Wake(self.env, self.sample_every, self._sample, None)
 
@@ -136,6 +177,8 @@ class Simulation:
             self.records.metric(name)
         for client in self.clients:
             client.start()
+        for breaker in self.breakers:
+            breaker.start()
         Wake(self.env, 0.0, self._sample, None)
         if self.warmup > 0:
             Wake(self.env, self.warmup, self._mark_warmup, None)
@@ -157,3 +200,4 @@ class Simulation:
             stats[name] = {"busy_time": busy, "worker_time": capacity}
         self.records.stats["services"] = stats
         self.records.stats["in_flight"] = sum(i.load() for i in self.instances)
+        self.records.stats["faults"] = self.faults.log if self.faults is not None else []

@@ -36,7 +36,7 @@ class Client:
     def _answered(self, job: Job) -> None:
         req = job.req
         self.log.add(req.rid, req.source, req.start, self.env.now, job.status, req.attempts,
-                     req.instance, req.failed_service, req.failed_instance)
+                     req.instance, req.failed_service, req.failed_instance, req.cause)
         self.done(job)
 
     def done(self, job: Job) -> None:

@@ -146,6 +146,8 @@ def _clean_loc(loc: Iterable[Any], data: Any) -> Loc:
             continue
         elif isinstance(part, str) and part.endswith("]"):
             continue  # e.g. "list[...]" or "union[...]"
+        elif node is not None and not isinstance(node, Mapping | list):
+            continue  # inside a scalar the model expanded: 5ms → {dist: constant, value: 5ms}
         else:
             out.append(part)
             node = None
@@ -314,8 +316,8 @@ def read(path: str | Path) -> tuple[dict[str, Any], Positions, str]:
         raise ScenarioError([Problem("", "is a directory, expected a scenario file", str(path))]) from None
     except UnicodeDecodeError:
         raise ScenarioError([Problem("", "not a text file (expected YAML)", str(path))]) from None
-    data, positions = read_yaml(text, p.name)
-    return data, positions, p.name
+    data, positions = read_yaml(text, str(path))  # the path as typed, like compilers print it
+    return data, positions, str(path)
 
 
 def load(

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, field_validator
 
+from .chaos import Chaos, CrashFault, Experiment, Failures, Fault, PartitionFault, Recovery
 from .distributions import (
     Constant,
     Distribution,
@@ -58,6 +59,7 @@ class Service(Strict):
     calls: list[Annotated[Call, BeforeValidator(_call)]] = Field(default_factory=list)
     memory: Memory = Field(default_factory=Memory)
     websocket: WebSocketConfig | None = None
+    failures: Failures | None = None
 
 
 class Link(Strict):
@@ -95,25 +97,6 @@ Workload = Annotated[
 ]
 
 
-class Recovery(Strict):
-    """How a failed instance comes back: noticed after ``detection``, then restarted."""
-
-    detection: NonNegDuration = 0.0
-    restart: Distribution = Constant(value=0.0)
-
-
-class Monkey(Strict):
-    """Chaos Monkey: kills instances of ``targets`` at random."""
-
-    targets: list[str] | Literal["all"] = "all"
-    mean_time_between_failures: PosDuration = 3600.0
-    max_concurrent: int | None = Field(None, ge=1)
-
-
-class Chaos(Strict):
-    monkey: Monkey | None = None
-
-
 class Scenario(Strict):
     """A whole scenario. Times in seconds, sizes in bytes, rates per second."""
 
@@ -127,6 +110,8 @@ class Scenario(Strict):
     workload: list[Workload] = Field(default_factory=list)
     chaos: Chaos = Field(default_factory=Chaos)
     recovery: Recovery = Field(default_factory=Recovery)
+    faults: list[Fault] = Field(default_factory=list)
+    experiment: Experiment | None = None
 
     @field_validator("services")
     @classmethod
@@ -202,13 +187,69 @@ def semantic_problems(s: Scenario) -> list[tuple[tuple[str | int, ...], str]]:
                 (("workload", i, "target"), f"unknown service {w.target!r}; services are: {known}")
             )
     mk = s.chaos.monkey
-    if mk is not None and mk.targets != "all":
-        for i, t in enumerate(mk.targets):
+    if mk is not None:
+        targets = list(names) if mk.targets == "all" else mk.targets
+        for i, t in enumerate(targets):
             if t not in names:
                 out.append(
                     (("chaos", "monkey", "targets", i), f"unknown service {t!r}; services are: {known}")
                 )
+            elif mk.min_healthy > s.services[t].replicas:
+                out.append(
+                    (("chaos", "monkey", "min_healthy"),
+                     f"expected min_healthy ≤ replicas of {t!r} ({s.services[t].replicas}), "
+                     f"got {mk.min_healthy}")
+                )
+    fault_lists: list[tuple[tuple[str, ...], list[Fault]]] = [(("faults",), s.faults)]
+    if s.experiment is not None:
+        fault_lists.append((("experiment", "method"), s.experiment.method))
+    for prefix, faults in fault_lists:
+        for i, fault in enumerate(faults):
+            out.extend(_fault_problems(fault, (*prefix, i), s, known))
+    if s.experiment is not None:
+        names_in_method = {f.name for f in s.experiment.method if f.name}
+        for i, rb in enumerate(s.experiment.rollbacks):
+            if rb.ends != "all" and rb.ends not in names_in_method:
+                out.append(
+                    (("experiment", "rollbacks", i, "ends"),
+                     f"no method action named {rb.ends!r}; expected 'all' or one of "
+                     f"{sorted(names_in_method)}")
+                )
+        for i, probe in enumerate(s.experiment.steady_state_hypothesis.probes):
+            parts = probe.metric.split(".")
+            if parts[0] == "services" and parts[1] not in names:
+                out.append(
+                    (("experiment", "steady-state-hypothesis", "probes", i, "metric"),
+                     f"unknown service {parts[1]!r}; services are: {known}")
+                )
     out.extend(websocket_problems(s))
+    return out
+
+
+def _fault_problems(fault: Fault, loc: tuple[str | int, ...], s: Scenario,
+                    known: str) -> list[tuple[tuple[str | int, ...], str]]:
+    names = set(s.services)
+    out: list[tuple[tuple[str | int, ...], str]] = []
+    if isinstance(fault, PartitionFault):
+        for g, group in enumerate(fault.groups):
+            for j, name in enumerate(group):
+                if name not in names:
+                    out.append(((*loc, "groups", g, j), f"unknown service {name!r}; services are: {known}"))
+        return out
+    target = fault.target
+    if "->" in target:
+        if fault.kind not in ("latency", "loss"):
+            out.append(((*loc, "target"), f"a {fault.kind} fault targets a service, got link {target!r}"))
+        source, _, dest = (p.strip() for p in target.partition("->"))
+        for end in (source, dest):
+            if end not in names and not (end == CLIENT and end == source):
+                out.append(((*loc, "target"), f"unknown service {end!r} in link {target!r}; services are: {known}"))
+    elif fault.kind == "loss":
+        out.append(((*loc, "target"), f"a loss fault targets a link such as 'a->b', got {target!r}"))
+    elif target not in names:
+        out.append(((*loc, "target"), f"unknown service {target!r}; services are: {known}"))
+    elif isinstance(fault, CrashFault) and fault.mode == "fixed" and (fault.value or 0) > s.services[target].replicas:
+        out.append(((*loc, "value"), f"expected value ≤ replicas of {target!r} ({s.services[target].replicas}), got {fault.value:g}"))
     return out
 
 
