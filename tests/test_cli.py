@@ -80,7 +80,7 @@ def _modules_after(argv: list[str], code: str = "") -> set[str]:
         "print('MODULES', ' '.join(sorted({{m.split('.')[0] for m in sys.modules}})))\n"
     ).format(argv=argv)
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                         check=True, cwd=ROOT).stdout
+                         check=True).stdout
     line = next(x for x in out.splitlines() if x.startswith("MODULES"))
     return set(line.split()[1:])
 
