@@ -18,15 +18,27 @@ from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from .units import parse_duration
 
 BATCH = 4096
 
+def _non_negative(seconds: float) -> float:
+    if seconds < 0:
+        raise ValueError(f"expected a duration ≥ 0, got {seconds:g}s")
+    return seconds
+
+
+def _positive(seconds: float) -> float:
+    if seconds <= 0:
+        raise ValueError(f"expected a duration > 0, got {seconds:g}s")
+    return seconds
+
+
 Duration = Annotated[float, BeforeValidator(parse_duration)]
-NonNegDuration = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
-PosDuration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
+NonNegDuration = Annotated[float, BeforeValidator(parse_duration), AfterValidator(_non_negative)]
+PosDuration = Annotated[float, BeforeValidator(parse_duration), AfterValidator(_positive)]
 
 
 def batched(draw: Callable[[int], np.ndarray]) -> Callable[[], float]:

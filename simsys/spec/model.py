@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, field_validator
+from pydantic import BeforeValidator, Discriminator, Field, Tag, field_validator, model_validator
 
 from .chaos import Chaos, CrashFault, Experiment, Failures, Fault, PartitionFault, Recovery
 from .distributions import (
@@ -20,11 +20,27 @@ from .distributions import (
     PosDuration,
 )
 from .model_base import CLIENT, Fraction, Rate, Size, Strict
+from .patterns import (
+    Autoscale,
+    Bulkhead,
+    CallPolicy,
+    CircuitBreaker,
+    Discovery,
+    Fallback,
+    Hedge,
+    Retry,
+    Shed,
+    _fallback,
+)
 from .websocket import PollingWorkload, WebSocketConfig, WebSocketWorkload, websocket_problems
 
 
-class Call(Strict):
-    """One synchronous downstream call: the worker waits for the answer before going on."""
+class Call(CallPolicy):
+    """One synchronous downstream call: the worker waits for the answer before going on.
+
+    Made with ``probability``; guarded by the patterns of :class:`CallPolicy` (timeout, retry,
+    circuit breaker, bulkhead, hedge, fallback).
+    """
 
     service: str
     probability: Fraction = 1.0
@@ -32,6 +48,51 @@ class Call(Strict):
 
 def _call(value: Any) -> Any:
     return {"service": value} if isinstance(value, str) else value
+
+
+class Parallel(Strict):
+    """Calls made at once (fan-out); the worker waits for ``quorum`` of them (default: all)."""
+
+    parallel: list[Annotated[Call, BeforeValidator(_call)]] = Field(min_length=1)
+    quorum: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _quorum(self) -> Parallel:
+        if self.quorum is not None and self.quorum > len(self.parallel):
+            raise ValueError(
+                f"expected quorum ≤ {len(self.parallel)} (the number of parallel calls), "
+                f"got {self.quorum}"
+            )
+        return self
+
+
+def _step(value: Any) -> Any:
+    if isinstance(value, str):
+        return {"service": value}
+    return value
+
+
+def _step_kind(value: Any) -> str:
+    if isinstance(value, dict) and "parallel" in value:
+        return "parallel"
+    if isinstance(value, Parallel):
+        return "parallel"
+    return "call"
+
+
+CallStep = Annotated[
+    Annotated[Call, Tag("call")] | Annotated[Parallel, Tag("parallel")],
+    Discriminator(_step_kind),
+    BeforeValidator(_step),
+]
+
+
+class Spike(Strict):
+    """The arrival rate times ``factor`` from ``at`` for ``duration``."""
+
+    at: NonNegDuration
+    duration: PosDuration
+    factor: float = Field(gt=0)
 
 
 class Memory(Strict):
@@ -54,12 +115,40 @@ class Service(Strict):
     replicas: int = Field(1, ge=1)
     workers: int = Field(1, ge=1)
     queue: int | None = Field(None, ge=0)
-    balancer: Literal["round_robin", "random", "least_connections", "power_of_two"] = "round_robin"
+    balancer: Literal[
+        "round_robin", "random", "least_connections", "power_of_two", "consistent_hash"
+    ] = "round_robin"
+    discipline: Literal["fifo", "lifo", "ps"] = "fifo"
     service_time: Distribution = Constant(value=0.0)
-    calls: list[Annotated[Call, BeforeValidator(_call)]] = Field(default_factory=list)
+    calls: list[CallStep] = Field(default_factory=list)
     memory: Memory = Field(default_factory=Memory)
     websocket: WebSocketConfig | None = None
     failures: Failures | None = None
+    # defaults for every outgoing call (a call's own keys win)
+    timeout: PosDuration | None = None
+    retry: Retry | None = None
+    circuit_breaker: CircuitBreaker | None = None
+    bulkhead: Bulkhead | None = None
+    hedge: Hedge | None = None
+    fallback: Annotated[Fallback | None, BeforeValidator(_fallback)] = None
+    shed: Shed | None = None
+    autoscale: Autoscale | None = None
+    discovery: Discovery | None = None
+    price: float = Field(0.0, ge=0)   # cost of one replica for one hour, any currency
+
+    @property
+    def call_defaults(self) -> CallPolicy:
+        return CallPolicy(**{k: getattr(self, k) for k in CallPolicy.model_fields})
+
+    def flat_calls(self) -> list[tuple[int, Call, Parallel | None]]:
+        """Every call with its position in the sequence and its parallel group (or None)."""
+        out: list[tuple[int, Call, Parallel | None]] = []
+        for pos, step in enumerate(self.calls):
+            if isinstance(step, Parallel):
+                out.extend((pos, c, step) for c in step.parallel)
+            else:
+                out.append((pos, step, None))
+        return out
 
 
 class Link(Strict):
@@ -73,16 +162,32 @@ class Link(Strict):
     loss: Fraction = 0.0
 
 
-class Poisson(Strict):
-    """Open arrivals: requests reach ``target`` as a Poisson process of ``rate`` per second."""
+class ClientPolicy(Strict):
+    """What a client does about slow or failed requests: give up after ``timeout``, ``retry``.
+
+    ``keys`` gives each request a key drawn from that many users, for ``consistent_hash``.
+    """
+
+    timeout: PosDuration | None = None
+    retry: Retry | None = None
+    keys: int | None = Field(None, ge=1)
+
+
+class Poisson(ClientPolicy):
+    """Open arrivals: requests reach ``target`` as a Poisson process of ``rate`` per second.
+
+    ``start``/``stop`` bound the arrivals in simulated time; ``spikes`` multiply the rate over
+    intervals (``[{at: 60s, duration: 10s, factor: 3}]``) — for load spikes.
+    """
 
     type: Literal["poisson"]
     target: str
     rate: Rate
     name: str | None = None
+    spikes: list[Spike] = Field(default_factory=list)
 
 
-class Closed(Strict):
+class Closed(ClientPolicy):
     """A closed population of ``users``: each sends a request, waits for it, thinks, repeats."""
 
     type: Literal["closed"]
@@ -144,24 +249,27 @@ def semantic_problems(s: Scenario) -> list[tuple[tuple[str | int, ...], str]]:
         out.append((("warmup",), f"expected warmup < duration ({s.duration:g}s), got {s.warmup:g}s"))
     for name, svc in s.services.items():
         seen: set[str] = set()
-        for i, call in enumerate(svc.calls):
+        for i, call, group in svc.flat_calls():
+            where: tuple[str | int, ...] = ("services", name, "calls", i)
+            if group is not None:
+                where = (*where, "parallel", group.parallel.index(call))
             if call.service not in names:
                 out.append(
                     (
-                        ("services", name, "calls", i),
+                        where,
                         f"calls unknown service {call.service!r}; services are: {known}",
                     )
                 )
             elif call.service in seen:
                 out.append(
                     (
-                        ("services", name, "calls", i),
+                        where,
                         f"{call.service!r} is called twice; call each service once "
                         "(use probability for optional calls)",
                     )
                 )
             seen.add(call.service)
-    cycle = _find_cycle({n: [c.service for c in s.services[n].calls] for n in s.services})
+    cycle = _find_cycle({n: [c.service for _, c, _ in s.services[n].flat_calls()] for n in s.services})
     if cycle:
         out.append(
             (
