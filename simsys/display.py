@@ -1,2 +1,552 @@
-def summary_html(result):
-    return f"<pre>{result}</pre>"
+"""HTML for notebooks and reports: a run's summary, a sweep's table, a scenario.
+
+Pure Python (no pandas or matplotlib at import): :meth:`Result._repr_html_` calls
+:func:`summary_html`, sweeps and scenarios call :func:`sweep_html` and :func:`scenario_html`,
+and :mod:`simsys.report` builds its page from the same pieces. Numbers are shown in human units
+(ms, MB, %, req/s); the data behind them stays in seconds and bytes.
+
+>>> fmt_ms(0.0833)
+'83.3 ms'
+>>> fmt_bytes(208_192_000)
+'208 MB'
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+__all__ = [
+    "fmt_bytes",
+    "fmt_count",
+    "fmt_duration",
+    "fmt_ms",
+    "fmt_pct",
+    "fmt_rate",
+    "fmt_value",
+    "metric_label",
+    "scenario_html",
+    "summary_html",
+    "sweep_html",
+]
+
+DASH = "–"
+LATENCY_KEYS = ("mean", "p50", "p90", "p95", "p99", "p999", "max")
+LATENCY_NAMES = {"mean": "mean", "p50": "p50", "p90": "p90", "p95": "p95", "p99": "p99",
+                 "p999": "p99.9", "max": "max"}
+
+# Inline styles only: GitHub and some notebook viewers drop <style> blocks from outputs.
+_TABLE = ("border-collapse:collapse;font-family:system-ui,-apple-system,'Segoe UI',sans-serif;"
+          "font-size:13px;margin:4px 0 10px 0")
+_TH = "text-align:left;padding:3px 10px;border-bottom:1px solid #999;font-weight:600"
+_THR = "text-align:right;padding:3px 10px;border-bottom:1px solid #999;font-weight:600"
+_TD = "text-align:left;padding:2px 10px"
+_TDR = "text-align:right;padding:2px 10px;font-variant-numeric:tabular-nums"
+_CAPTION = "caption-side:top;text-align:left;font-weight:600;padding:2px 0 4px 0"
+_MUTED = "color:#666"
+
+
+# -- numbers in human units ---------------------------------------------------------------------
+def _bad(x: Any) -> bool:
+    return x is None or (isinstance(x, float) and not math.isfinite(x))
+
+
+def _sig(x: float, digits: int = 3) -> str:
+    """``x`` with ``digits`` significant digits, never in scientific notation below 1e6."""
+    if x == 0:
+        return "0"
+    mag = math.floor(math.log10(abs(x)))
+    decimals = max(0, digits - 1 - mag)
+    return f"{x:,.{decimals}f}"
+
+
+def fmt_ms(seconds: float | None) -> str:
+    """A latency in milliseconds: ``0.0833`` → ``'83.3 ms'``."""
+    if _bad(seconds):
+        return DASH
+    return f"{_sig(seconds * 1e3)} ms"
+
+
+def fmt_duration(seconds: float | None) -> str:
+    """A span of simulated time in the largest unit that keeps it readable.
+
+    >>> fmt_duration(0.004), fmt_duration(45), fmt_duration(600), fmt_duration(5400)
+    ('4 ms', '45 s', '10 min', '1.5 h')
+    """
+    if _bad(seconds):
+        return DASH
+    s = float(seconds)
+    if abs(s) < 1:
+        return f"{_sig(s * 1e3)} ms"
+    if abs(s) < 120:
+        return f"{_sig(s)} s"
+    if abs(s) < 7200:
+        return f"{_sig(s / 60)} min"
+    return f"{_sig(s / 3600)} h"
+
+
+def fmt_bytes(num_bytes: float | None) -> str:
+    """A size in decimal units (MB = 10⁶ bytes, like the scenario files)."""
+    if _bad(num_bytes):
+        return DASH
+    b = float(num_bytes)
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if abs(b) >= scale:
+            return f"{_sig(b / scale)} {unit}"
+    return f"{b:.0f} B"
+
+
+def fmt_pct(fraction: float | None, digits: int = 2) -> str:
+    """A fraction as a percentage; 99.9996 % is never rounded to 100 %, nor 0.0004 % to 0 %.
+
+    >>> fmt_pct(0.5), fmt_pct(0.999996), fmt_pct(1.0), fmt_pct(0.000004)
+    ('50.00%', '99.9996%', '100%', '0.0004%')
+    """
+    if _bad(fraction):
+        return DASH
+    p = float(fraction) * 100
+    if p in (0.0, 100.0):
+        return f"{p:.0f}%"
+    d = digits
+    while d < 8 and round(p, d) in (0.0, 100.0):
+        d += 1
+    return f"{p:.{d}f}%"
+
+
+def fmt_rate(per_second: float | None, unit: str = "req/s") -> str:
+    if _bad(per_second):
+        return DASH
+    return f"{_sig(float(per_second), 4)} {unit}"
+
+
+def fmt_count(n: Any) -> str:
+    if _bad(n):
+        return DASH
+    return f"{int(n):,}"
+
+
+# Units of flattened summary keys, shared by the sweep table and the sweep plots.
+def metric_label(key: str) -> tuple[str, float, str]:
+    """``(readable name, scale, unit)`` of a flattened summary key such as ``latency.p99``.
+
+    >>> metric_label("latency.p99")
+    ('p99 latency', 1000.0, 'ms')
+    >>> metric_label("services.cart.utilization")
+    ('cart utilization', 100.0, '%')
+    """
+    parts = key.split(".")
+    last = parts[-1]
+    if parts[0] == "latency":
+        return f"{LATENCY_NAMES.get(last, last)} latency", 1e3, "ms"
+    if key == "throughput":
+        return "throughput", 1.0, "req/s"
+    if key == "error_rate":
+        return "error rate", 100.0, "%"
+    if parts[0] == "requests":
+        return f"requests {last}", 1.0, "requests"
+    if parts[0] == "incidents":
+        if last in ("mttr", "mttd", "mtbf"):
+            return last.upper(), 1.0, "s"
+        return f"incidents {last}", 1.0, ""
+    if parts[0] == "services" and len(parts) >= 3:
+        name = ".".join(parts[1:-1])
+        if last in ("availability", "utilization"):
+            return f"{name} {last}", 100.0, "%"
+        if last == "memory_peak":
+            return f"{name} peak memory", 1e-6, "MB"
+        if last == "mttr":
+            return f"{name} MTTR", 1.0, "s"
+        return f"{name} {last}", 1.0, ""
+    if parts[0] == "websockets":
+        return f"WebSocket {last.replace('_', ' ')}", 1.0, ""
+    return key, 1.0, ""
+
+
+def fmt_value(key: str, value: Any) -> str:
+    """A flattened summary value in the units :func:`metric_label` gives it."""
+    if _bad(value) or not isinstance(value, int | float):
+        return DASH if _bad(value) else html.escape(str(value))
+    _, scale, unit = metric_label(key)
+    if unit == "%":
+        return fmt_pct(value)
+    if unit == "ms":
+        return fmt_ms(value)
+    if unit == "MB":
+        return fmt_bytes(value)
+    if unit == "s":
+        return fmt_duration(value)
+    if unit == "req/s":
+        return fmt_rate(value)
+    if float(value).is_integer():
+        return fmt_count(value)
+    return _sig(float(value) * scale, 4) + (f" {unit}" if unit else "")
+
+
+# -- small HTML builders --------------------------------------------------------------------
+def _e(x: Any) -> str:
+    return html.escape(str(x))
+
+
+def _table(header: Iterable[str], rows: Iterable[Iterable[str]], caption: str | None = None,
+           right_from: int = 1) -> str:
+    """A table; cells are already-escaped HTML; columns from ``right_from`` are right-aligned."""
+    out = [f'<table style="{_TABLE}">']
+    if caption:
+        out.append(f'<caption style="{_CAPTION}">{caption}</caption>')
+    head = list(header)
+    out.append("<thead><tr>" + "".join(
+        f'<th style="{_THR if i >= right_from else _TH}">{h}</th>' for i, h in enumerate(head)
+    ) + "</tr></thead><tbody>")
+    for row in rows:
+        out.append("<tr>" + "".join(
+            f'<td style="{_TDR if i >= right_from else _TD}">{c}</td>' for i, c in enumerate(row)
+        ) + "</tr>")
+    out.append("</tbody></table>")
+    return "".join(out)
+
+
+def _summary_of(obj: Any) -> dict[str, Any]:
+    if isinstance(obj, Mapping):
+        return dict(obj)
+    summary = obj.summary
+    return summary() if callable(summary) else dict(summary)
+
+
+def summary_html(result: Any, detail: bool = False) -> str:
+    """A compact HTML view of a run: what a notebook shows for a :class:`~simsys.Result`.
+
+    Parameters
+    ----------
+    result
+        A :class:`~simsys.Result`, or a summary dict as :meth:`Result.summary` returns it
+        (for instance read back from ``summary.json``).
+    detail
+        Show every latency percentile and the incident figures even when there are none.
+
+    Examples
+    --------
+    >>> s = {"name": "demo", "seed": 1, "duration": 60.0, "warmup": 0.0,
+    ...      "requests": {"total": 10, "ok": 10}, "latency": {"mean": 0.01, "p50": 0.009,
+    ...      "p99": 0.02}, "throughput": 0.17, "error_rate": 0.0, "services": {}}
+    >>> "10 ms" in summary_html(s)
+    True
+    """
+    s = _summary_of(result)
+    title = (f'<div style="font-family:system-ui,sans-serif;font-size:14px;margin:2px 0 6px 0">'
+             f'<b>{_e(s.get("name", "scenario"))}</b> '
+             f'<span style="{_MUTED}">seed {_e(s.get("seed", DASH))} · '
+             f'{fmt_duration(s.get("duration"))} simulated')
+    if s.get("warmup"):
+        title += f', first {fmt_duration(s["warmup"])} left out (warm-up)'
+    wall = getattr(result, "wall_time", None)
+    if wall:
+        title += f" · {wall:.2f} s wall time"
+    title += "</span></div>"
+
+    req = s.get("requests", {}) or {}
+    total = req.get("total", 0) or 0
+    statuses = [k for k in req if k != "total" and (k == "ok" or req.get(k))]
+    req_header = ["requests", "total", *statuses]
+    req_rows = [["count", fmt_count(total), *(fmt_count(req[k]) for k in statuses)]]
+    if total:
+        req_rows.append([f'<span style="{_MUTED}">share</span>', "100%",
+                         *(fmt_pct(req[k] / total) for k in statuses)])
+    lat = s.get("latency", {}) or {}
+    keys = [k for k in (LATENCY_KEYS if detail else ("mean", "p50", "p99")) if k in lat]
+    figures = [
+        ["throughput", fmt_rate(s.get("throughput"))],
+        ["error rate", fmt_pct(s.get("error_rate"))],
+        *[[f"latency {LATENCY_NAMES[k]}", fmt_ms(lat.get(k))] for k in keys],
+    ]
+    inc = s.get("incidents", {}) or {}
+    if detail or inc.get("count"):
+        figures.append(["incidents", fmt_count(inc.get("count", 0))])
+        for k in ("mttd", "mttr", "mtbf"):
+            if detail or inc.get(k) is not None:
+                figures.append([k.upper(), fmt_duration(inc.get(k))])
+    ws = s.get("websockets", {}) or {}
+    if any(ws.values()):
+        for k, v in ws.items():
+            figures.append([f"WebSocket {k.replace('_', ' ')}", fmt_count(v)])
+
+    parts = [
+        '<div class="simsys-summary">',
+        title,
+        '<div style="display:flex;flex-wrap:wrap;gap:0 28px;align-items:flex-start">',
+        _table(["", ""], figures, caption="key figures (ok requests after warm-up)"),
+        _table(req_header, req_rows, caption="requests by status"),
+        "</div>",
+    ]
+    services = s.get("services", {}) or {}
+    if services:
+        rows = []
+        for name, v in services.items():
+            rows.append([
+                _e(name),
+                fmt_pct(v.get("utilization"), 1),
+                fmt_pct(v.get("availability"), 3),
+                fmt_bytes(v.get("memory_peak")),
+                fmt_duration(v.get("mttr")) if v.get("mttr") is not None else DASH,
+            ])
+        parts.append(_table(["service", "utilization", "availability", "memory peak", "MTTR"],
+                            rows, caption="services"))
+    parts.append("</div>")
+    return "".join(parts)
+
+
+# -- sweeps -------------------------------------------------------------------------------------
+DEFAULT_SWEEP_METRICS = ("latency.p50", "latency.p99", "throughput", "error_rate")
+
+
+def _sweep_frames(sweep: Any) -> tuple[Any, Any, list[str]]:
+    """(runs DataFrame, aggregated table or None, grid keys) from a Sweep or a runs DataFrame."""
+    runs = getattr(sweep, "runs", sweep)
+    if callable(runs):
+        runs = runs()
+    table = None
+    if hasattr(sweep, "table") and callable(sweep.table):
+        try:
+            table = sweep.table()
+        except Exception:  # noqa: BLE001 - the page still shows the runs
+            table = None
+    keys = grid_keys(sweep, runs)
+    return runs, table, keys
+
+
+def grid_keys(sweep: Any, runs: Any = None) -> list[str]:
+    """The swept parameters: ``sweep.grid`` keys when known, else the non-summary columns."""
+    grid = getattr(sweep, "grid", None)
+    if isinstance(grid, Mapping) and grid:
+        return [str(k) for k in grid]
+    if isinstance(grid, list | tuple) and grid and isinstance(grid[0], str):
+        return list(grid)
+    keys = getattr(sweep, "grid_keys", None)
+    if isinstance(keys, list | tuple) and keys:
+        return list(keys)
+    if runs is None:
+        runs = getattr(sweep, "runs", None)
+    if runs is None:
+        return []
+    summary_roots = {"name", "seed", "duration", "warmup", "requests", "latency", "throughput",
+                     "error_rate", "incidents", "services", "websockets", "replication",
+                     "status", "error", "wall_time", "run", "run_id", "index", "message"}
+    return [str(c) for c in runs.columns if str(c).split(".")[0] not in summary_roots]
+
+
+def sweep_html(sweep: Any, metrics: Iterable[str] = DEFAULT_SWEEP_METRICS,
+               max_rows: int = 40) -> str:
+    """A sweep as HTML: one row per grid point, mean ± 95 % CI half-width of a few metrics.
+
+    ``sweep`` is a :class:`~simsys.sweep.Sweep` (anything with a ``runs`` DataFrame) or the
+    runs DataFrame itself.
+    """
+    from .plot.stats import mean_ci  # pandas/numpy only; no matplotlib
+
+    runs, _, keys = _sweep_frames(sweep)
+    if runs is None or len(runs) == 0:
+        return '<div class="simsys-sweep"><i>no runs yet</i></div>'
+    n_runs = len(runs)
+    status_line = ""
+    if "status" in runs.columns:
+        counts = runs["status"].astype(str).value_counts()
+        status_line = " · ".join(f"{fmt_count(v)} {_e(k)}" for k, v in counts.items())
+        ok = runs[runs["status"].astype(str) == "ok"]
+    else:
+        ok = runs
+    metrics = [m for m in metrics if m in runs.columns]
+    reps = int(runs["replication"].nunique()) if "replication" in runs.columns else 1
+    head = (f'<div style="font-family:system-ui,sans-serif;font-size:14px;margin:2px 0 6px 0">'
+            f'<b>sweep</b> <span style="{_MUTED}">{fmt_count(n_runs)} runs · '
+            f'{_e(", ".join(keys) or "no grid")} · {reps} replication(s)'
+            + (f" · {status_line}" if status_line else "") + "</span></div>")
+    rows = []
+    if keys:
+        groups = ok.groupby(keys, sort=True, dropna=False)
+    else:
+        groups = [((), ok)]
+    for i, (values, g) in enumerate(groups):
+        if i >= max_rows:
+            break
+        values = values if isinstance(values, tuple) else (values,)
+        row = [_e(v) for v in values] + [fmt_count(len(g))]
+        for m in metrics:
+            mean, lo, hi = mean_ci(g[m].to_numpy(dtype=float))
+            cell = fmt_value(m, mean)
+            if math.isfinite(hi - lo) and hi > lo:
+                _, scale, unit = metric_label(m)
+                half = (hi - lo) / 2 * scale
+                cell += f' <span style="{_MUTED}">± {_sig(half, 2)}</span>'
+            row.append(cell)
+        rows.append(row)
+    header = [*(_e(k) for k in keys), "runs", *(_e(metric_label(m)[0]) for m in metrics)]
+    more = ""
+    n_groups = len(groups) if hasattr(groups, "__len__") else 1
+    if n_groups > max_rows:
+        more = f'<div style="{_MUTED}">… {n_groups - max_rows} more grid points</div>'
+    return ('<div class="simsys-sweep">' + head
+            + _table(header, rows, caption="mean ± 95% CI half-width over replications",
+                     right_from=len(keys))
+            + more + "</div>")
+
+
+# -- scenarios ------------------------------------------------------------------------------
+def _scenario_dict(spec: Any) -> dict[str, Any]:
+    if hasattr(spec, "model_dump"):
+        return spec.model_dump(mode="json", by_alias=True)
+    if isinstance(spec, Mapping):
+        return dict(spec)
+    raise TypeError(f"expected a Scenario or a dict, got {type(spec).__name__}")
+
+
+def describe_distribution(d: Any) -> str:
+    """``{"dist": "exponential", "mean": 0.002}`` → ``'exponential, mean 2 ms'``."""
+    if d is None:
+        return DASH
+    if isinstance(d, int | float):
+        return fmt_duration(d)
+    if not isinstance(d, Mapping):
+        return _e(d)
+    kind = d.get("dist", "?")
+    if kind == "constant":
+        return fmt_duration(d.get("value"))
+    params = []
+    for k, v in d.items():
+        if k == "dist":
+            continue
+        if k in ("mean", "sd", "low", "high", "scale", "value") and isinstance(v, int | float):
+            params.append(f"{k} {fmt_duration(v)}")
+        elif k == "values" and isinstance(v, list):
+            params.append(f"{len(v)} values")
+        else:
+            params.append(f"{k} {_e(v)}")
+    return f"{_e(kind)}, " + ", ".join(params) if params else _e(kind)
+
+
+def _calls(calls: Any) -> str:
+    out = []
+    for c in calls or []:
+        if isinstance(c, Mapping):
+            p = c.get("probability", 1.0)
+            out.append(_e(c.get("service")) + ("" if p in (None, 1, 1.0) else f" ({fmt_pct(p, 0)})"))
+        else:
+            out.append(_e(c))
+    return " → ".join(out) if out else DASH
+
+
+def _memory(m: Any) -> str:
+    if not isinstance(m, Mapping):
+        return DASH
+    parts = []
+    if m.get("base"):
+        parts.append(f"{fmt_bytes(m['base'])} base")
+    if m.get("per_request"):
+        parts.append(f"+{fmt_bytes(m['per_request'])}/request")
+    if m.get("per_connection"):
+        parts.append(f"+{fmt_bytes(m['per_connection'])}/connection")
+    if m.get("limit"):
+        parts.append(f"limit {fmt_bytes(m['limit'])}")
+    return ", ".join(parts) or DASH
+
+
+def _workload(w: Mapping[str, Any]) -> str:
+    kind = w.get("type", "?")
+    bits = []
+    for k, v in w.items():
+        if k in ("type", "target", "name") or v is None:
+            continue
+        if k.endswith("rate") and isinstance(v, int | float):
+            bits.append(f"{k.replace('_', ' ')} {fmt_rate(v, '/s')}")
+        elif isinstance(v, Mapping) and "dist" in v:
+            bits.append(f"{k.replace('_', ' ')} {describe_distribution(v)}")
+        elif k in ("interval", "think_time") and isinstance(v, int | float):
+            bits.append(f"{k.replace('_', ' ')} {fmt_duration(v)}")
+        else:
+            bits.append(f"{k.replace('_', ' ')} {_e(v)}")
+    return f"{_e(kind)}: " + ", ".join(bits)
+
+
+def scenario_html(spec: Any) -> str:
+    """A scenario as HTML: run settings, services, links, workload, chaos and recovery.
+
+    ``spec`` is a :class:`~simsys.Scenario` or its dict (seconds, bytes, as
+    ``Scenario.model_dump(mode="json")`` gives it, or as ``scenario.yaml`` of a run holds it).
+    """
+    s = _scenario_dict(spec)
+    head = (f'<div style="font-family:system-ui,sans-serif;font-size:14px;margin:2px 0 6px 0">'
+            f'<b>{_e(s.get("name", "scenario"))}</b> <span style="{_MUTED}">'
+            f'seed {_e(s.get("seed", 0))} · {fmt_duration(s.get("duration"))} simulated'
+            + (f', warm-up {fmt_duration(s["warmup"])}' if s.get("warmup") else "")
+            + (f', sampled every {fmt_duration(s["sample_every"])}' if s.get("sample_every") else "")
+            + "</span></div>")
+    parts = ['<div class="simsys-scenario">', head]
+    services = s.get("services", {}) or {}
+    if services:
+        rows = []
+        for name, v in services.items():
+            v = v or {}
+            queue = v.get("queue")
+            rows.append([
+                _e(name),
+                fmt_count(v.get("replicas", 1)),
+                fmt_count(v.get("workers", 1)),
+                "unbounded" if queue is None else fmt_count(queue),
+                _e(v.get("balancer", "round_robin")).replace("_", " "),
+                describe_distribution(v.get("service_time")),
+                _calls(v.get("calls")),
+                _memory(v.get("memory")),
+            ])
+        parts.append(_table(["service", "replicas", "workers", "queue", "balancer",
+                             "service time", "calls", "memory"], rows, caption="services",
+                            right_from=99))
+    links = s.get("links", {}) or {}
+    if links:
+        rows = [[_e(k), describe_distribution(v.get("latency")), fmt_pct(v.get("loss", 0), 3)]
+                for k, v in links.items()]
+        parts.append(_table(["link", "latency (one way)", "loss"], rows, caption="links",
+                            right_from=99))
+    workload = s.get("workload", []) or []
+    if workload:
+        rows = [[_e(w.get("name") or f"{w.get('type')}{i}"), _e(w.get("target")), _workload(w)]
+                for i, w in enumerate(workload)]
+        parts.append(_table(["workload", "target", "arrivals"], rows, caption="workload",
+                            right_from=99))
+    extra = []
+    for key in ("chaos", "recovery"):
+        value = s.get(key)
+        if value and any(v not in (None, 0, 0.0, {}, []) for v in _leaves(value)):
+            extra.append([_e(key), _e(_compact(value))])
+    known = {"name", "seed", "duration", "warmup", "sample_every", "services", "links",
+             "workload", "chaos", "recovery"}
+    for key, value in s.items():
+        if key not in known and value not in (None, {}, []):
+            extra.append([_e(key), _e(_compact(value))])
+    if extra:
+        parts.append(_table(["", ""], extra, caption="faults and other settings", right_from=99))
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def _leaves(value: Any) -> Iterable[Any]:
+    if isinstance(value, Mapping):
+        for v in value.values():
+            yield from _leaves(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _leaves(v)
+    else:
+        yield value
+
+
+def _compact(value: Any) -> str:
+    """A nested value on one line: ``monkey: targets [catalog], mean time between failures 300``."""
+    if isinstance(value, Mapping):
+        if "dist" in value:
+            return describe_distribution(value)
+        items = [f"{k.replace('_', ' ')} {_compact(v)}" for k, v in value.items()
+                 if v not in (None, {}, [])]
+        return "{" + ", ".join(items) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_compact(v) for v in value) + "]"
+    return str(value)
