@@ -13,6 +13,7 @@ from .result import Result
 from .runner import run
 from .spec.load import load
 from .spec.model import Scenario
+from .sweep import Sweep, sweep
 from .topology import build_graph
 
 __version__ = "0.1.0"
@@ -23,8 +24,10 @@ __all__ = [
     "Scenario",
     "ScenarioError",
     "SimsysError",
+    "Sweep",
     "__version__",
     "build_graph",
     "load",
     "run",
+    "sweep",
 ]
