@@ -77,6 +77,31 @@ class SampleLog:
         return len(self.time)
 
 
+class SpanLog:
+    """With ``trace: true``: one row per visit (rid, service, replica, arrived, started, ended,
+    status), so the time spent in each hop can be read off."""
+
+    __slots__ = ("rid", "service", "replica", "arrived", "started", "ended", "status")
+
+    def __init__(self) -> None:
+        self.rid = array("q")
+        self.service = array("h")
+        self.replica = array("h")
+        self.arrived = array("d")
+        self.started = array("d")
+        self.ended = array("d")
+        self.status = array("b")
+
+    def add(self, job: object, service: int, replica: int, now: float) -> None:
+        self.rid.append(job.req.rid)  # type: ignore[attr-defined]
+        self.service.append(service)
+        self.replica.append(replica)
+        self.arrived.append(job.arrived_at)  # type: ignore[attr-defined]
+        self.started.append(job.started_at)  # type: ignore[attr-defined]
+        self.ended.append(now)
+        self.status.append(job.status)  # type: ignore[attr-defined]
+
+
 class IncidentLog:
     """One row per instance failure; times are NaN until they happen."""
 
@@ -122,6 +147,11 @@ class Records:
         self.metrics: list[str] = []          # timeseries metric names, by metric code
         self.stats: dict[str, object] = {}    # per-service integrals and counters, set at the end
         self.journal: list[dict[str, object]] = []  # chaos actions: kills made or skipped
+        self.breakers: list[tuple[float, str, str]] = []  # (time, link, new state)
+        self.calls: dict[str, dict[str, int]] = {}  # per guarded link: calls, attempts, retries…
+        self.attempt_at = array("d")          # when each guarded attempt was sent
+        self.retry_at = array("d")            # when each retry was scheduled
+        self.spans: SpanLog | None = None     # per-visit spans when tracing is on
 
     def metric(self, name: str) -> int:
         """Code of a timeseries metric, registering it on first use."""

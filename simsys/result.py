@@ -246,6 +246,8 @@ class Result:
             s_inc = inc[inc["service"] == name]
             s_ttr = (s_inc["recovered_at"] - s_inc["failed_at"]).dropna()
             services[name] = {
+                "replica_seconds": st.get("replica_seconds", 0.0),
+                "cost": st.get("cost", 0.0),
                 "availability": 1.0 - fractions[0],
                 "utilization": st["busy_time"] / st["worker_time"] if st["worker_time"] else 0.0,
                 "memory_peak": float(mem.get(name, 0.0)) if len(mem) else 0.0,
@@ -272,6 +274,8 @@ class Result:
                 "mtbf": _num(float(np.diff(starts).mean())) if len(starts) > 1 else None,
             },
             "services": services,
+            "cost": sum(v["cost"] for v in services.values()),
+            "calls": self._call_totals(),
             "websockets": {
                 "attempts": 0,
                 "accepted": 0,
@@ -280,6 +284,67 @@ class Result:
                 "reconnects": 0,
             },
         }
+
+    def _call_totals(self) -> dict[str, int]:
+        totals = dict.fromkeys(("attempts", "retries", "hedges", "timeouts", "fallbacks",
+                                "short_circuited", "bulkhead_rejected"), 0)
+        for counts in self.records.calls.values():
+            for k in totals:
+                totals[k] += counts.get(k, 0)
+        return totals
+
+    @cached_property
+    def calls(self) -> pd.DataFrame:
+        """Per guarded call edge (``source->target``): calls, attempts sent (the load offered
+        to the dependency), retries, hedges, timeouts, fallbacks, short-circuited and
+        bulkhead-rejected calls."""
+        return pd.DataFrame.from_dict(self.records.calls, orient="index").rename_axis("link")
+
+    @cached_property
+    def breakers(self) -> pd.DataFrame:
+        """Circuit-breaker transitions: ``time, link, state`` (closed, half_open, open)."""
+        return pd.DataFrame(self.records.breakers, columns=["time", "link", "state"])
+
+    @cached_property
+    def spans(self) -> pd.DataFrame | None:
+        """With ``trace: true``: one row per visit — ``id, service, instance, arrived, started,
+        ended, status`` and ``wait``/``time`` (queueing, and time from start to answer)."""
+        sp = self.records.spans
+        if sp is None:
+            return None
+        df = pd.DataFrame(
+            {
+                "id": np.asarray(sp.rid, dtype=np.int64),
+                "service": pd.Categorical.from_codes(
+                    np.asarray(sp.service, dtype=np.int16), categories=self.records.services
+                ),
+                "instance": np.asarray(sp.replica, dtype=np.int16),
+                "arrived": np.asarray(sp.arrived),
+                "started": np.asarray(sp.started),
+                "ended": np.asarray(sp.ended),
+                "status": pd.Categorical.from_codes(
+                    np.asarray(sp.status, dtype=np.int8), categories=list(STATUSES)
+                ),
+            }
+        )
+        df["wait"] = df["started"] - df["arrived"]
+        df["time"] = df["ended"] - df["started"]
+        return df
+
+    def load_over_time(self, step: float | None = None) -> pd.DataFrame:
+        """Per window of ``step`` seconds (default: sample_every): requests sent, answered ok
+        (goodput), failed, guarded attempts and retries — each per second."""
+        step = step or float(self.graph.graph.get("sample_every", 1.0))
+        edges = np.arange(0.0, self.duration + step, step)
+        df = self.requests
+        ok = df["status"].isin(["ok", "degraded"]).to_numpy()
+        out = pd.DataFrame({"time": edges[1:]})
+        out["offered"] = np.histogram(df["start"], edges)[0] / step
+        out["goodput"] = np.histogram(df["end"][ok], edges)[0] / step
+        out["failed"] = np.histogram(df["end"][~ok], edges)[0] / step
+        out["attempts"] = np.histogram(np.asarray(self.records.attempt_at), edges)[0] / step
+        out["retries"] = np.histogram(np.asarray(self.records.retry_at), edges)[0] / step
+        return out
 
     # -- display ----------------------------------------------------------------------------
     @cached_property

@@ -19,6 +19,7 @@ import networkx as nx
 from .errors import BuildError
 from .spec.distributions import Constant
 from .spec.model import CLIENT, Memory, Scenario, Service
+from .spec.patterns import CallPolicy
 
 SERVICE_DEFAULTS: dict[str, Any] = {
     "replicas": 1,
@@ -28,8 +29,20 @@ SERVICE_DEFAULTS: dict[str, Any] = {
     "service_time": Constant(value=0.0),
     "memory": Memory(),
     "failures": None,
+    "discipline": "fifo",
+    "shed": None,
+    "autoscale": None,
+    "discovery": None,
+    "price": 0.0,
 }
-EDGE_DEFAULTS: dict[str, Any] = {"probability": 1.0, "latency": Constant(value=0.0), "loss": 0.0}
+EDGE_DEFAULTS: dict[str, Any] = {
+    "probability": 1.0,
+    "latency": Constant(value=0.0),
+    "loss": 0.0,
+    "policy": None,        # a CallPolicy (timeout, retry, breaker, …) or None
+    "parallel": None,      # index of the fan-out group the call belongs to, or None
+    "quorum": None,
+}
 
 
 def build_graph(spec: Scenario | Any) -> nx.DiGraph:
@@ -62,13 +75,16 @@ def build_graph(spec: Scenario | Any) -> nx.DiGraph:
         recovery=s.recovery,
         faults=s.faults,
         experiment=s.experiment,
+        trace=s.trace,
         scenario=s,
     )
     for name, svc in s.services.items():
         G.add_node(name, kind="service", **_service_attrs(svc))
     for name, svc in s.services.items():
-        for order, call in enumerate(svc.calls):
+        defaults = svc.call_defaults
+        for order, call, group in svc.flat_calls():
             link = s.link(name, call.service)
+            policy = call.merged(defaults)
             G.add_edge(
                 name,
                 call.service,
@@ -76,12 +92,19 @@ def build_graph(spec: Scenario | Any) -> nx.DiGraph:
                 probability=call.probability,
                 latency=link.latency,
                 loss=link.loss,
+                policy=None if policy.empty else CallPolicy(
+                    **{k: getattr(policy, k) for k in CallPolicy.model_fields}
+                ),
+                parallel=order if group is not None else None,
+                quorum=group.quorum if group is not None else None,
             )
     for i, w in enumerate(s.workload):
         client = f"{CLIENT}:{s.workload_name(i)}"
         G.add_node(client, kind="client", workload=w, index=i)
         link = s.link(CLIENT, w.target)
-        G.add_edge(client, w.target, order=0, probability=1.0, latency=link.latency, loss=link.loss)
+        policy = CallPolicy(timeout=getattr(w, "timeout", None), retry=getattr(w, "retry", None))
+        G.add_edge(client, w.target, order=0, probability=1.0, latency=link.latency,
+                   loss=link.loss, policy=None if policy.empty else policy)
     return G
 
 
@@ -94,6 +117,11 @@ def _service_attrs(svc: Service) -> dict[str, Any]:
         "service_time": svc.service_time,
         "memory": svc.memory,
         "failures": svc.failures,
+        "discipline": svc.discipline,
+        "shed": svc.shed,
+        "autoscale": svc.autoscale,
+        "discovery": svc.discovery,
+        "price": svc.price,
     }
 
 

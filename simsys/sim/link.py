@@ -2,7 +2,8 @@
 
 Latency is one way, paid by the request and again by the response. A message lost on the link
 (probability ``loss`` each way) ends the request as ``dropped``; without a timeout the caller is
-told at once, as a reset connection would tell it.
+told at once, as a reset connection would tell it. A link is also the plainest call step: its
+``call(job)`` sends one visit and its response goes straight back to the caller.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ import simpy
 
 from ..records import C_LOSS, DROPPED
 from .engine import Wake
+from .service import Job
 
 if TYPE_CHECKING:
-    from .service import Job, Service
+    from .service import Instance, Service
 
 
 class Link:
@@ -24,7 +26,8 @@ class Link:
 
     __slots__ = ("env", "source", "target", "probability", "coin", "latency", "zero", "loss",
                  "lost", "back", "_deliver_cb", "_back_cb", "drop_status", "drop_cause",
-                 "base_latency", "base_zero", "base_loss", "base_lost", "faults")
+                 "base_latency", "base_zero", "base_loss", "base_lost", "faults", "discovery",
+                 "view", "view_expires_at", "lookup", "key")
 
     def __init__(self, env: simpy.Environment, source: str, target: Service, *,
                  probability: float, coin: Callable[[], float] | None,
@@ -33,6 +36,7 @@ class Link:
         self.env = env
         self.source = source
         self.target = target
+        self.key = f"{source}->{target.name}"
         self.probability = probability
         self.coin = coin
         self.latency = latency
@@ -40,24 +44,57 @@ class Link:
         self.loss = loss
         self.lost = lost
         self.back: Callable[[Job], None] = _unset
+        self._deliver_cb = self._deliver
+        self._back_cb = self._on_back
         self.drop_status = DROPPED
         self.drop_cause = C_LOSS
         # What the scenario says, kept so faults can change the link and put it back.
         self.base_latency, self.base_zero = latency, zero
         self.base_loss, self.base_lost = loss, lost
         self.faults: list[Any] = []
-        self._deliver_cb = self._deliver
-        self._back_cb = self._on_back
+        # Service discovery: the caller's cached view of the target's replicas.
+        self.discovery: Any = None
+        self.view: list[Instance] = []
+        self.view_expires_at = -1.0
+        self.lookup: Callable[[], float] | None = None
+
+    def call(self, job: Job) -> None:
+        """Call step: one visit to the target, answered straight to the caller."""
+        self.send(Job(job.req, job, self))
 
     def send(self, job: Job) -> None:
         """Carry a request to the target service."""
         if self.loss and self.lost() < self.loss:  # type: ignore[misc]
             self._drop(job)
             return
-        if self.zero:
+        extra = 0.0
+        if self.discovery is not None:
+            extra = self._discover(job)
+            if job.inst is None:
+                return
+        if self.zero and not extra:
             self.target.arrive(job)
         else:
-            Wake(self.env, self.latency(), self._deliver_cb, job)
+            Wake(self.env, self.latency() + extra, self._deliver_cb, job)
+
+    def _discover(self, job: Job) -> float:
+        """Pick the replica from the caller's cache, refreshing it (lookup latency) when stale."""
+        now = self.env.now
+        extra = 0.0
+        if now >= self.view_expires_at:
+            self.view = list(self.target.routable)
+            self.view_expires_at = now + self.discovery.ttl
+            extra = self.lookup() if self.lookup is not None else 0.0
+        inst = self.target.pick(self.view, job) if self.target.pick is not None else None
+        if inst is None:
+            from ..records import C_UNAVAILABLE, ERROR
+
+            job.status = ERROR
+            job.req.blame(self.target.code, -1, C_UNAVAILABLE)
+            self.back(job)
+            return 0.0
+        job.inst = inst
+        return extra
 
     def _deliver(self, ev: Any) -> None:
         self.target.arrive(ev.arg)

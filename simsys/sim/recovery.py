@@ -141,7 +141,7 @@ class Lifecycle:
         inst.failed_requests = 0
         self.down -= 1
         self.recovered_at[inst.code] = now
-        keep = {*svc.routable, inst}
+        keep = {*svc.routable, inst} if inst.enabled else set(svc.routable)
         svc.routable = [i for i in svc.instances if i in keep]
         for listener in svc.up_listeners:
             listener(inst)

@@ -8,30 +8,35 @@ A visit (:class:`Job`) to a service goes: arrive → balancer picks a replica �
 is free, else the queue (or ``rejected`` when the queue is full) → service time → each call in
 order, the worker held while it waits (thread per request) → respond to the caller. A failed call
 fails its caller, and so on up to the client.
+
+Callers (services and clients) share one small interface used by call steps: ``resume(job)``
+when a call has answered and ``abort(job, status)`` when it has finally failed.
 """
 
 from __future__ import annotations
 
+import heapq
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import simpy
 
-from ..records import C_CRASH, C_REJECTED, C_UNAVAILABLE, ERROR, NO_CAUSE, OK, REJECTED
+from ..records import C_CRASH, C_REJECTED, C_SHED, C_UNAVAILABLE, ERROR, NO_CAUSE, OK, REJECTED
 from .engine import Wake
 
 if TYPE_CHECKING:
+    from .balancer import Balancer
     from .link import Link
 
 
 class Request:
-    """A client request, end to end. ``blame`` keeps where and why it first failed."""
+    """A client request, end to end. ``blame`` keeps where and why it last failed."""
 
     __slots__ = ("rid", "source", "start", "attempts", "instance", "failed_service",
-                 "failed_instance", "cause")
+                 "failed_instance", "cause", "key", "degraded")
 
-    def __init__(self, rid: int, source: int, start: float):
+    def __init__(self, rid: int, source: int, start: float, key: int = 0):
         self.rid = rid
         self.source = source
         self.start = start
@@ -40,21 +45,27 @@ class Request:
         self.failed_service = -1
         self.failed_instance = -1
         self.cause = NO_CAUSE
+        self.key = key            # user key, for consistent hashing
+        self.degraded = False     # a fallback answered somewhere on the way
 
     def blame(self, service: int, instance: int, cause: int) -> None:
-        """Remember the first failure: the service, replica code (-1: none) and cause code."""
-        if self.cause == NO_CAUSE:
-            self.failed_service = service
-            self.failed_instance = instance
-            self.cause = cause
+        """Remember where (service code, replica or -1) and why (cause code) it failed."""
+        self.failed_service = service
+        self.failed_instance = instance
+        self.cause = cause
 
 
 class Job:
-    """One visit of a request to one service. ``link`` is the edge it came over."""
+    """One visit of a request to one service. ``link`` is the edge it came over.
 
-    __slots__ = ("req", "parent", "link", "inst", "step", "status", "dead")
+    ``call`` is the state of a guarded call this visit is an attempt of (None on plain calls);
+    ``group`` the state of a parallel fan-out the visit is waiting on.
+    """
 
-    def __init__(self, req: Request, parent: Job | None, link: Link):
+    __slots__ = ("req", "parent", "link", "inst", "step", "status", "dead", "call", "group",
+                 "arrived_at", "started_at")
+
+    def __init__(self, req: Request, parent: Job | None, link: Link | None):
         self.req = req
         self.parent = parent
         self.link = link
@@ -62,14 +73,19 @@ class Job:
         self.step = 0
         self.status = OK
         self.dead = False
+        self.call: Any = None
+        self.group: Any = None
+        self.arrived_at = 0.0
+        self.started_at = 0.0
 
 
 class Instance:
-    """One replica: ``workers`` concurrent requests, a FIFO queue of at most ``queue_limit``."""
+    """One replica: ``workers`` concurrent requests, a queue of at most ``queue_limit``."""
 
     __slots__ = ("code", "service", "replica", "workers", "queue_limit", "busy", "queue", "active",
                  "up", "busy_area", "last_change", "area_at_warmup", "connections", "down_cause",
-                 "failed_requests", "leak_rate", "leak_since")
+                 "failed_requests", "leak_rate", "leak_since", "enabled", "ps_heap", "ps_virtual",
+                 "ps_last", "ps_gen", "ps_seq", "ps")
 
     def __init__(self, code: int, service: Service, replica: int, workers: int,
                  queue_limit: int | None):
@@ -90,6 +106,14 @@ class Instance:
         self.failed_requests = 0  # requests failed by the current incident
         self.leak_rate = 0.0      # bytes/s leaked since leak_since (memory_leak faults)
         self.leak_since = 0.0
+        self.enabled = True       # False for replicas an autoscaler has not (yet) started
+        # processor sharing: heap of (virtual finish, seq, job), virtual clock, generation
+        self.ps_heap: list[tuple[float, int, Job]] = []
+        self.ps_virtual = 0.0
+        self.ps_last = 0.0
+        self.ps_gen = 0
+        self.ps_seq = 0
+        self.ps = False           # processor sharing: the service keeps the busy integral
 
     @property
     def name(self) -> str:
@@ -101,17 +125,25 @@ class Instance:
 
     def settle(self, now: float) -> None:
         """Bring the busy-time integral up to ``now``."""
+        if self.ps:
+            self.service._ps_advance(self)  # type: ignore[attr-defined]
+            return
         self.busy_area += self.busy * (now - self.last_change)
         self.last_change = now
 
 
 class Service:
-    """A service: its replicas, its balancer, its service-time stream and its outgoing calls."""
+    """A service: its replicas, its balancer, its service-time stream and its outgoing calls.
+
+    ``calls`` holds call steps: plain links, guarded calls (:mod:`.patterns`) or parallel
+    fan-outs, each with ``call(job)``, ``probability`` and ``coin``.
+    """
 
     def __init__(self, env: simpy.Environment, name: str, code: int, *, replicas: int,
                  workers: int, queue: int | None, service_time: Callable[[], float],
-                 pick: Callable[[Service], Instance | None] | None = None,
-                 first_instance_code: int = 0):
+                 pick: Balancer | None = None, first_instance_code: int = 0,
+                 lifo: bool = False, shed_queue: int | None = None,
+                 shed_deadline: float | None = None):
         self.env = env
         self.name = name
         self.code = code
@@ -123,9 +155,12 @@ class Service:
         self.service_time = service_time
         self.base_service_time = service_time   # the scenario's; faults compose on top of it
         self.faults: list[tuple[str, str, Any]] = []
-        self.calls: list[Link] = []
-        self.rr = -1
-        self._pick = pick
+        self.calls: list[Any] = []
+        self.pick = pick
+        self.lifo = lifo
+        self.shed_queue = shed_queue
+        self.shed_deadline = shed_deadline
+        self.trace: Any = None                  # span recorder when tracing is on
         self._served_cb = self._served
         self.on_response = self._on_response
         # Called with the instance when a replica fails / comes back (chaos, OOM, WebSockets).
@@ -135,25 +170,36 @@ class Service:
     # -- the request path -------------------------------------------------------------------
     def arrive(self, job: Job) -> None:
         """A request reaches the service (after its link latency)."""
-        inst = self._pick(self) if self._pick is not None else None
-        if inst is None:
-            job.req.blame(self.code, -1, C_UNAVAILABLE)
-            job.status = ERROR
-            job.link.respond(job)
-            return
-        job.inst = inst
-        if job.parent is None:
+        inst = job.inst
+        if inst is None:  # no caller-side choice (service discovery) was made
+            inst = self.pick(self.routable, job) if self.pick is not None else None
+            if inst is None:
+                job.req.blame(self.code, -1, C_UNAVAILABLE)
+                job.status = ERROR
+                job.link.respond(job)
+                return
+            job.inst = inst
+        if job.parent.inst is None:
             job.req.instance = inst.replica
+        job.arrived_at = self.env.now
         if not inst.up:
             # Sent to a replica that is down but not yet known to be: the cost of slow detection.
             job.req.blame(self.code, inst.replica, inst.down_cause)
             inst.failed_requests += 1
             job.status = ERROR
             job.link.respond(job)
-        elif inst.busy < inst.workers:
+        else:
+            self._admit(inst, job)
+
+    def _admit(self, inst: Instance, job: Job) -> None:
+        """A worker if one is free, else the queue, else rejected (or shed)."""
+        if inst.busy < inst.workers:
             self._start(inst, job)
-        elif inst.queue_limit is not None and len(inst.queue) >= inst.queue_limit:
-            job.req.blame(self.code, inst.replica, C_REJECTED)
+        elif (inst.queue_limit is not None and len(inst.queue) >= inst.queue_limit) or (
+            self.shed_queue is not None and len(inst.queue) >= self.shed_queue
+        ):
+            shed = inst.queue_limit is None or len(inst.queue) < inst.queue_limit
+            job.req.blame(self.code, inst.replica, C_SHED if shed else C_REJECTED)
             job.status = REJECTED
             job.link.respond(job)
         else:
@@ -166,6 +212,7 @@ class Service:
         inst.last_change = now
         inst.busy += 1
         inst.active.add(job)
+        job.started_at = now
         Wake(env, self.service_time(), self._served_cb, job)
 
     def _served(self, ev: Any) -> None:
@@ -179,19 +226,24 @@ class Service:
         i = job.step
         n = len(calls)
         while i < n:
-            link = calls[i]
+            step = calls[i]
             i += 1
-            if link.coin is not None and link.coin() >= link.probability:
+            if step.coin is not None and step.coin() >= step.probability:
                 continue
             job.step = i
-            link.send(Job(job.req, job, link))
+            step.call(job)
             return
         self._finish(job, OK)
 
+    resume = _proceed
+
+    def abort(self, job: Job, status: int) -> None:
+        self._finish(job, status)
+
     def _on_response(self, child: Job) -> None:
-        """A downstream call answered (or failed)."""
+        """A plain downstream call answered (or failed)."""
         job = child.parent
-        if job is None or job.dead:
+        if job.dead:
             return
         if child.status == OK:
             self._proceed(job)
@@ -209,84 +261,121 @@ class Service:
         inst.last_change = now
         inst.busy -= 1
         if inst.queue:
-            self._start(inst, inst.queue.popleft())
+            self._next(inst)
+        if self.trace is not None:
+            self.trace.add(job, self.code, inst.replica, now)
         job.link.respond(job)
+
+    def _next(self, inst: Instance) -> None:
+        """Give the free worker to the next waiting request (FIFO or LIFO), shedding stale ones."""
+        queue = inst.queue
+        deadline = self.shed_deadline
+        now = self.env.now
+        while queue:
+            job = queue.pop() if self.lifo else queue.popleft()
+            if deadline is not None and now - job.arrived_at > deadline:
+                job.req.blame(self.code, inst.replica, C_SHED)
+                job.status = REJECTED
+                job.dead = True
+                job.link.respond(job)
+                continue
+            self._start(inst, job)
+            return
 
     # -- failures ---------------------------------------------------------------------------
     def fail_instance(self, inst: Instance, cause: int, status: int = ERROR) -> int:
         """End every request the replica holds with ``status``; returns how many there were."""
         now = self.env.now
         inst.settle(now)
-        victims = list(inst.active) + list(inst.queue)
+        victims = list(inst.active) + list(inst.queue) + [j for _, _, j in inst.ps_heap]
         inst.active.clear()
         inst.queue.clear()
+        inst.ps_heap.clear()
+        inst.ps_gen += 1
         inst.busy = 0
+        seen = set()
         for job in victims:
+            if job in seen:
+                continue
+            seen.add(job)
             job.dead = True
             job.status = status
             job.req.blame(self.code, inst.replica, cause)
             job.link.respond(job)
-        return len(victims)
+        return len(seen)
 
 
-# -- balancers ------------------------------------------------------------------------------
-def round_robin(svc: Service) -> Instance | None:
-    r = svc.routable
-    if not r:
-        return None
-    svc.rr = i = (svc.rr + 1) % len(r)
-    return r[i]
+class PSService(Service):
+    """A service whose replicas share their capacity among all requests in service (processor
+    sharing): with n requests working and c workers each runs at min(1, c/n) of full speed, so
+    latency grows with concurrency, as on a busy CPU. There is no queue; ``queue`` caps the
+    requests held beyond ``workers``. A request waiting on a downstream call uses no capacity.
+    """
 
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        for inst in self.instances:
+            inst.ps = True
 
-def make_random(u: Callable[[], float]) -> Callable[[Service], Instance | None]:
-    def pick(svc: Service) -> Instance | None:
-        r = svc.routable
-        if not r:
-            return None
-        return r[int(u() * len(r))]
+    def _admit(self, inst: Instance, job: Job) -> None:
+        cap = inst.queue_limit
+        if cap is not None and len(inst.active) >= inst.workers + cap:
+            job.req.blame(self.code, inst.replica, C_REJECTED)
+            job.status = REJECTED
+            job.link.respond(job)
+            return
+        inst.active.add(job)
+        inst.busy = len(inst.active)
+        job.started_at = self.env.now
+        self._ps_advance(inst)
+        inst.ps_seq += 1
+        heapq.heappush(inst.ps_heap, (inst.ps_virtual + self.service_time(), inst.ps_seq, job))
+        self._ps_schedule(inst)
 
-    return pick
+    def _ps_rate(self, inst: Instance) -> float:
+        n = len(inst.ps_heap)
+        return 1.0 if n <= inst.workers else inst.workers / n
 
+    def _ps_advance(self, inst: Instance) -> None:
+        now = self.env.now
+        n = len(inst.ps_heap)
+        dt = now - inst.ps_last
+        if n and dt > 0:
+            inst.ps_virtual += dt * self._ps_rate(inst)
+            inst.busy_area += min(n, inst.workers) * dt
+        inst.ps_last = now
+        inst.last_change = now
 
-def least_connections(svc: Service) -> Instance | None:
-    """The routable replica holding the fewest requests; ties go to the lowest replica."""
-    best = None
-    best_load = 0
-    for inst in svc.routable:
-        load = inst.busy + len(inst.queue)
-        if best is None or load < best_load:
-            best, best_load = inst, load
-    return best
+    def _ps_schedule(self, inst: Instance) -> None:
+        inst.ps_gen += 1
+        if inst.ps_heap:
+            delay = max(inst.ps_heap[0][0] - inst.ps_virtual, 0.0) / self._ps_rate(inst)
+            Wake(self.env, delay, self._ps_done, (inst, inst.ps_gen))
 
+    def _ps_done(self, ev: Any) -> None:
+        inst, gen = ev.arg
+        if gen != inst.ps_gen:
+            return
+        self._ps_advance(inst)
+        done = []
+        heap = inst.ps_heap
+        while heap and heap[0][0] <= inst.ps_virtual + 1e-12:
+            done.append(heapq.heappop(heap)[2])
+        self._ps_schedule(inst)
+        for job in done:
+            if not job.dead:
+                self._proceed(job)
 
-def make_power_of_two(u: Callable[[], float]) -> Callable[[Service], Instance | None]:
-    """Two replicas drawn at random; the less loaded one wins (Mitzenmacher's two choices)."""
+    def _finish(self, job: Job, status: int) -> None:
+        inst = job.inst
+        job.status = status
+        job.dead = True
+        inst.active.discard(job)
+        inst.busy = len(inst.active)
+        if self.trace is not None:
+            self.trace.add(job, self.code, inst.replica, self.env.now)
+        job.link.respond(job)
 
-    def pick(svc: Service) -> Instance | None:
-        r = svc.routable
-        n = len(r)
-        if n == 0:
-            return None
-        if n == 1:
-            return r[0]
-        a = int(u() * n)
-        b = int(u() * (n - 1))
-        if b >= a:
-            b += 1
-        x, y = r[a], r[b]
-        return x if x.busy + len(x.queue) <= y.busy + len(y.queue) else y
-
-    return pick
-
-
-def make_balancer(kind: str, u: Callable[[], float]) -> Callable[[Service], Instance | None]:
-    """The pick function of balancer ``kind`` (``u`` draws U(0,1) for the random ones)."""
-    if kind == "round_robin":
-        return round_robin
-    if kind == "random":
-        return make_random(u)
-    if kind == "least_connections":
-        return least_connections
-    if kind == "power_of_two":
-        return make_power_of_two(u)
-    raise ValueError(f"unknown balancer {kind!r}")
+    def fail_instance(self, inst: Instance, cause: int, status: int = ERROR) -> int:
+        self._ps_advance(inst)
+        return super().fail_instance(inst, cause, status)

@@ -9,23 +9,28 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
+from typing import Any
 
 import networkx as nx
 import simpy
 
 from .. import topology
-from ..records import Records
+from ..records import Records, SpanLog
 from ..spec.chaos import Recovery
-from ..spec.distributions import Constant
+from ..spec.distributions import Constant, batched
 from ..spec.model import CLIENT
+from ..spec.patterns import CallPolicy
+from .autoscale import Autoscaler, replica_seconds
+from .balancer import make_balancer
 from .chaos import ChaosMonkey, Faults, IndependentFailures
 from .engine import Streams, Wake, run_until
 from .link import Link
+from .patterns import Guard, Parallel
 from .recovery import Lifecycle
-from .service import Instance, Service, make_balancer
+from .service import Instance, PSService, Service
 from .workload import Client, ClosedClient, PoissonClient
 
-SAMPLED = ("queue_length", "busy_workers", "in_system", "memory", "up")
+SAMPLED = ("queue_length", "busy_workers", "in_system", "memory", "up", "serving")
 
 
 class Simulation:
@@ -46,6 +51,10 @@ class Simulation:
         self.memory: dict[str, tuple[float, float, float, float | None]] = {}
         self.links: dict[str, list[Link]] = {}
         self.clients: list[Client] = []
+        self.autoscalers: list[Autoscaler] = []
+        self.prices: dict[str, float] = {}
+        if G.graph.get("trace"):
+            self.records.spans = SpanLog()
         self._ids = itertools.count().__next__
         self._build_services()
         self._build_links()
@@ -57,19 +66,37 @@ class Simulation:
         env, streams = self.env, self.streams
         for code, name in enumerate(topology.services(self.G)):
             attrs = topology.service_attrs(self.G, name)
-            svc = Service(
+            shed = attrs["shed"]
+            autoscale = attrs["autoscale"]
+            replicas = attrs["replicas"]
+            if autoscale is not None:  # every replica it may start exists from the outset
+                replicas = max(replicas, autoscale.max)
+            kind = PSService if attrs["discipline"] == "ps" else Service
+            svc = kind(
                 env, name, code,
-                replicas=attrs["replicas"], workers=attrs["workers"], queue=attrs["queue"],
+                replicas=replicas, workers=attrs["workers"], queue=attrs["queue"],
                 service_time=attrs["service_time"].sampler(streams.rng(f"service/{name}/time")),
                 first_instance_code=len(self.instances),
+                lifo=attrs["discipline"] == "lifo",
+                shed_queue=shed.queue_length if shed is not None else None,
+                shed_deadline=shed.deadline if shed is not None else None,
             )
-            svc._pick = make_balancer(attrs["balancer"], streams.uniform(f"service/{name}/balancer"))
+            svc.pick = make_balancer(
+                attrs["balancer"], streams.uniform(f"service/{name}/balancer"), svc.instances
+            )
+            if self.records.spans is not None:
+                svc.trace = self.records.spans
             self.services[name] = svc
             self.instances.extend(svc.instances)
             mem = attrs["memory"]
             self.memory[name] = (mem.base, mem.per_request, mem.per_connection, mem.limit)
             self.records.services.append(name)
             self.records.instances.extend((code, i.replica) for i in svc.instances)
+            if autoscale is not None:
+                self.autoscalers.append(
+                    Autoscaler(env, svc, autoscale, attrs["replicas"], self.records)
+                )
+            self.prices[name] = float(attrs["price"])
 
     def _link(self, source: str, target: str, data: dict) -> Link:
         latency = data["latency"]
@@ -86,34 +113,63 @@ class Simulation:
         )
         fault_key = f"{CLIENT}->{target}" if source.startswith(f"{CLIENT}:") else key
         self.links.setdefault(fault_key, []).append(link)
+        discovery = self.G.nodes[target].get("discovery")
+        if discovery is not None and not source.startswith(f"{CLIENT}:"):
+            link.discovery = discovery
+            link.lookup = discovery.lookup.sampler(self.streams.rng(f"discovery/{key}"))
         return link
+
+    def _step(self, caller: object, link: Link, policy: object) -> object:
+        """The call step for one edge: the bare link, or a guard when patterns apply."""
+        if policy is None:
+            link.back = caller.on_response  # type: ignore[attr-defined]
+            return link
+        return Guard(self.env, link, caller, policy, self.streams, self.records)  # type: ignore[arg-type]
 
     def _build_links(self) -> None:
         for name, svc in self.services.items():
+            groups: dict[int, list[Guard]] = {}
+            quorum: dict[int, int | None] = {}
             for target, data in topology.calls(self.G, name):
                 link = self._link(name, target, data)
-                link.back = svc.on_response
-                svc.calls.append(link)
+                group = data.get("parallel")
+                if group is None:
+                    svc.calls.append(self._step(svc, link, data.get("policy")))
+                    continue
+                policy = data.get("policy") or CallPolicy()
+                guard = Guard(self.env, link, svc, policy, self.streams, self.records)
+                if group not in groups:
+                    groups[group] = []
+                    quorum[group] = data.get("quorum")
+                    svc.calls.append(group)  # placeholder, replaced below
+                groups[group].append(guard)
+            svc.calls = [
+                Parallel(groups[step], quorum[step], svc) if isinstance(step, int) else step
+                for step in svc.calls
+            ]
 
     def _build_clients(self) -> None:
         for code, node in enumerate(topology.clients(self.G)):
             w = self.G.nodes[node]["workload"]
             [(_, target, data)] = list(self.G.out_edges(node, data=True))
-            link = self._link(node, target, {**topology.EDGE_DEFAULTS, **data})
-            args = (self.env, code, link, self.records.requests, self._ids)
+            data = {**topology.EDGE_DEFAULTS, **data}
+            keys = getattr(w, "keys", None)
+            common: dict[str, Any] = {}
+            if keys:
+                common = {"key": self.streams.uniform(f"workload/{node}/keys"), "keys": keys}
+            args = (self.env, code, self.records.requests, self._ids)
             if w.type == "poisson":
                 rng = self.streams.rng(f"workload/{node}/arrivals")
-                mean_gap = 1.0 / w.rate
-                from ..spec.distributions import batched
-
                 client: Client = PoissonClient(
-                    *args, gap=batched(lambda n, rng=rng, m=mean_gap: rng.standard_exponential(n) * m)
+                    *args, rate=w.rate, unit_gap=batched(rng.standard_exponential),
+                    spikes=list(w.spikes), **common,
                 )
             elif w.type == "closed":
                 think = w.think_time.sampler(self.streams.rng(f"workload/{node}/think"))
-                client = ClosedClient(*args, users=w.users, think=think)
-            else:  # pragma: no cover - the spec layer admits no other type
+                client = ClosedClient(*args, users=w.users, think=think, **common)
+            else:  # pragma: no cover - other types are built by their own modules
                 raise ValueError(w.type)
+            client.entry = self._step(client, self._link(node, target, data), data.get("policy"))
             self.clients.append(client)
             self.records.sources.append(node.split(":", 1)[-1])
 
@@ -160,6 +216,7 @@ class Simulation:
             add(now, code, 2, inst.busy + q)
             add(now, code, 3, lifecycle.memory(inst))
             add(now, code, 4, 1.0 if inst.up else 0.0)
+            add(now, code, 5, 1.0 if inst.enabled and inst.up else 0.0)
             if inst.up:
                 lifecycle.check_memory(inst)
         if now + self.sample_every <= self.duration + 1e-9:
@@ -179,6 +236,8 @@ class Simulation:
             client.start()
         for breaker in self.breakers:
             breaker.start()
+        for scaler in self.autoscalers:
+            scaler.start()
         Wake(self.env, 0.0, self._sample, None)
         if self.warmup > 0:
             Wake(self.env, self.warmup, self._mark_warmup, None)
@@ -188,16 +247,21 @@ class Simulation:
 
     def _settle(self) -> None:
         end = self.duration
-        window = end - self.warmup
         stats: dict[str, dict[str, float]] = {}
+        scaled = {a.svc.name: a.events for a in self.autoscalers}
         for name, svc in self.services.items():
             busy = 0.0
-            capacity = 0.0
             for inst in svc.instances:
                 inst.settle(end)
                 busy += inst.busy_area - inst.area_at_warmup
-                capacity += inst.workers * window
-            stats[name] = {"busy_time": busy, "worker_time": capacity}
+            events = scaled.get(name, [(0.0, len(svc.instances))])
+            workers = svc.instances[0].workers
+            stats[name] = {
+                "busy_time": busy,
+                "worker_time": workers * replica_seconds(events, self.warmup, end),
+                "replica_seconds": replica_seconds(events, 0.0, end),
+                "cost": replica_seconds(events, 0.0, end) / 3600.0 * self.prices.get(name, 0.0),
+            }
         self.records.stats["services"] = stats
         self.records.stats["in_flight"] = sum(i.load() for i in self.instances)
         self.records.stats["faults"] = self.faults.log if self.faults is not None else []

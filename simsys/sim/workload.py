@@ -1,7 +1,10 @@
 """Workloads: where requests come from.
 
 ``Poisson`` is an open source (arrivals do not wait for answers); ``Closed`` is a fixed population
-of users who each send one request, wait for its answer, think, and send the next.
+of users who each send one request, wait for its answer, think, and send the next. A client is a
+caller like a service: its request goes out through a call step (a plain link, or a guard when
+the workload has its own ``timeout``/``retry``), and the answer comes back to ``resume`` or
+``abort``, where the request is recorded.
 """
 
 from __future__ import annotations
@@ -11,35 +14,54 @@ from typing import Any
 
 import simpy
 
-from ..records import RequestLog
+from ..records import DEGRADED, OK, RequestLog
 from .engine import Wake
-from .link import Link
 from .service import Job, Request
 
 
 class Client:
-    """What every workload shares: a link to its target, an id counter, the request log."""
+    """What every workload shares: an entry call step, an id counter, the request log."""
 
-    def __init__(self, env: simpy.Environment, code: int, link: Link, log: RequestLog,
-                 next_id: Callable[[], int]):
+    def __init__(self, env: simpy.Environment, code: int, log: RequestLog,
+                 next_id: Callable[[], int], key: Callable[[], float] | None = None,
+                 keys: int = 1):
         self.env = env
         self.code = code
-        self.link = link
         self.log = log
         self.next_id = next_id
-        link.back = self._answered
+        self.entry: Any = None          # the call step to the target: Link or Guard
+        self.key = key
+        self.keys = keys
+        self.on_response = self._on_response
 
     def send(self) -> None:
-        req = Request(self.next_id(), self.code, self.env.now)
-        self.link.send(Job(req, None, self.link))
+        key = int(self.key() * self.keys) if self.key is not None else 0
+        req = Request(self.next_id(), self.code, self.env.now, key)
+        self.entry.call(Job(req, None, None))   # the client's side of the request
 
-    def _answered(self, job: Job) -> None:
-        req = job.req
-        self.log.add(req.rid, req.source, req.start, self.env.now, job.status, req.attempts,
-                     req.instance, req.failed_service, req.failed_instance, req.cause)
-        self.done(job)
+    def _on_response(self, child: Job) -> None:
+        if child.status == OK:
+            self.resume(child.parent)
+        else:
+            self.abort(child.parent, child.status)
 
-    def done(self, job: Job) -> None:
+    def resume(self, root: Job) -> None:
+        self._record(root, DEGRADED if root.req.degraded else OK)
+
+    def abort(self, root: Job, status: int) -> None:
+        self._record(root, status)
+
+    def _record(self, root: Job, status: int) -> None:
+        req = root.req
+        if status == OK:
+            self.log.add(req.rid, req.source, req.start, self.env.now, status, req.attempts,
+                         req.instance, -1, -1, 0)
+        else:
+            self.log.add(req.rid, req.source, req.start, self.env.now, status, req.attempts,
+                         req.instance, req.failed_service, req.failed_instance, req.cause)
+        self.done(root)
+
+    def done(self, root: Job) -> None:
         """Hook for workloads that react to answers."""
 
     def start(self) -> None:  # pragma: no cover - overridden
@@ -47,26 +69,48 @@ class Client:
 
 
 class PoissonClient(Client):
-    """Open arrivals at ``rate`` per second; inter-arrival times from stream ``gap``."""
+    """Open arrivals at ``rate`` per second, times ``factor`` during each spike.
 
-    def __init__(self, *args: Any, gap: Callable[[], float]):
-        super().__init__(*args)
-        self.gap = gap
+    Gaps are standard exponentials divided by the current rate; when the rate changes the
+    pending arrival is redrawn, which is exact because the process is memoryless.
+    """
+
+    def __init__(self, *args: Any, rate: float, unit_gap: Callable[[], float],
+                 spikes: list[Any], **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.base_rate = rate
+        self.rate = rate
+        self.unit_gap = unit_gap
+        self.spikes = spikes
+        self.gen = 0
         self._arrive_cb = self._arrive
 
     def start(self) -> None:
-        Wake(self.env, self.gap(), self._arrive_cb, None)
+        for spike in self.spikes:
+            Wake(self.env, spike.at, self._set_rate, spike.factor)
+            Wake(self.env, spike.at + spike.duration, self._set_rate, 1.0 / spike.factor)
+        self._schedule()
+
+    def _schedule(self) -> None:
+        Wake(self.env, self.unit_gap() / self.rate, self._arrive_cb, self.gen)
+
+    def _set_rate(self, ev: Any) -> None:
+        self.rate *= ev.arg
+        self.gen += 1
+        self._schedule()
 
     def _arrive(self, ev: Any) -> None:
-        Wake(self.env, self.gap(), self._arrive_cb, None)
+        if ev.arg != self.gen:
+            return
+        self._schedule()
         self.send()
 
 
 class ClosedClient(Client):
     """``users`` users, each thinking for ``think`` seconds between answer and next request."""
 
-    def __init__(self, *args: Any, users: int, think: Callable[[], float]):
-        super().__init__(*args)
+    def __init__(self, *args: Any, users: int, think: Callable[[], float], **kwargs: Any):
+        super().__init__(*args, **kwargs)
         self.users = users
         self.think = think
         self._wake_cb = self._wake
@@ -78,5 +122,5 @@ class ClosedClient(Client):
     def _wake(self, ev: Any) -> None:
         self.send()
 
-    def done(self, job: Job) -> None:
+    def done(self, root: Job) -> None:
         Wake(self.env, self.think(), self._wake_cb, None)

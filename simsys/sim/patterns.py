@@ -1,0 +1,363 @@
+"""Resilience patterns on a call: timeout, retry (back-off, jitter, budget), circuit breaker,
+bulkhead, hedging and fallback; and parallel fan-out with a quorum.
+
+A :class:`Guard` wraps one link. Each call through it has a :class:`CallState`; each attempt is
+a visit (:class:`~simsys.sim.service.Job`) whose ``call`` points back at that state, so a late
+answer to an attempt that has timed out, or lost a hedging race, is recognised and ignored —
+while the work it caused downstream goes on, as it would in a real system.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import simpy
+
+from ..records import (
+    C_BULKHEAD,
+    C_CIRCUIT_OPEN,
+    C_TIMEOUT,
+    DEGRADED,
+    ERROR,
+    OK,
+    TIMEOUT,
+    Records,
+)
+from ..spec.patterns import CallPolicy
+from .engine import Streams, Wake
+from .link import Link
+from .service import Job
+
+CLOSED, HALF_OPEN, OPEN = 0, 1, 2
+STATES = ("closed", "half_open", "open")
+TOKEN_CAP = 10.0  # retry-budget tokens that can be saved up (a burst of retries)
+
+
+class Caller:
+    """What a call step reports to: a service or a client, or a parallel group."""
+
+    def resume(self, job: Job) -> None: ...  # pragma: no cover
+
+    def abort(self, job: Job, status: int) -> None: ...  # pragma: no cover
+
+
+class CallState:
+    """One call through a guard: its attempts so far and the visits still out."""
+
+    __slots__ = ("parent", "attempts", "outstanding", "done", "group")
+
+    def __init__(self, parent: Job, group: Any = None):
+        self.parent = parent
+        self.attempts = 0
+        self.outstanding: list[Job] = []
+        self.done = False
+        self.group = group
+
+
+class Breaker:
+    """A circuit breaker over a rolling window of ``buckets`` time buckets."""
+
+    def __init__(self, env: simpy.Environment, spec: Any, key: str, records: Records,
+                 buckets: int = 10):
+        self.env = env
+        self.threshold = spec.error_threshold
+        self.volume = spec.volume_threshold
+        self.sleep = spec.sleep_window
+        self.width = spec.rolling_window / buckets
+        self.calls = [0] * buckets
+        self.errors = [0] * buckets
+        self.stamp = [-1] * buckets
+        self.state = CLOSED
+        self.opened_at = 0.0
+        self.trial_out = False
+        self.key = key
+        self.records = records
+
+    def _bucket(self, now: float) -> int:
+        tick = int(now / self.width)
+        b = tick % len(self.calls)
+        if self.stamp[b] != tick:
+            self.stamp[b] = tick
+            self.calls[b] = 0
+            self.errors[b] = 0
+        return b
+
+    def allow(self) -> bool:
+        """May a call go through now? (Open → half-open after the sleep window: one trial.)"""
+        if self.state == CLOSED:
+            return True
+        now = self.env.now
+        if self.state == OPEN and now - self.opened_at >= self.sleep:
+            self._move(HALF_OPEN)
+            self.trial_out = False
+        if self.state == HALF_OPEN and not self.trial_out:
+            self.trial_out = True
+            return True
+        return False
+
+    def record(self, ok: bool) -> None:
+        now = self.env.now
+        if self.state == HALF_OPEN:
+            if ok:
+                self.calls = [0] * len(self.calls)
+                self.errors = [0] * len(self.errors)
+                self._move(CLOSED)
+            else:
+                self.opened_at = now
+                self._move(OPEN)
+            return
+        if self.state == OPEN:
+            return  # answers to calls made before it opened
+        b = self._bucket(now)
+        self.calls[b] += 1
+        if not ok:
+            self.errors[b] += 1
+        tick = int(now / self.width)
+        n = len(self.calls)
+        calls = sum(c for c, s in zip(self.calls, self.stamp, strict=True) if tick - s < n)
+        errors = sum(e for e, s in zip(self.errors, self.stamp, strict=True) if tick - s < n)
+        if calls >= self.volume and errors >= self.threshold * calls:
+            self.opened_at = now
+            self._move(OPEN)
+
+    def _move(self, state: int) -> None:
+        self.state = state
+        self.records.breakers.append((self.env.now, self.key, STATES[state]))
+
+
+class Guard:
+    """A call step guarded by a :class:`~simsys.spec.patterns.CallPolicy`."""
+
+    def __init__(self, env: simpy.Environment, link: Link, caller: Any, policy: CallPolicy,
+                 streams: Streams, records: Records):
+        self.env = env
+        self.link = link
+        self.caller = caller
+        self.probability = link.probability
+        self.coin = link.coin
+        link.back = self.on_response
+        self.records = records
+        key = link.key
+        self.timeout = policy.timeout
+        self.retry = policy.retry
+        self.hedge = policy.hedge.after if policy.hedge is not None else None
+        self.breaker = (Breaker(env, policy.circuit_breaker, key, records)
+                        if policy.circuit_breaker is not None else None)
+        self.bulkhead = policy.bulkhead.max_concurrent if policy.bulkhead is not None else None
+        self.in_flight: dict[int, int] = {}
+        self.fallback = (policy.fallback.service_time.sampler(streams.rng(f"fallback/{key}"))
+                         if policy.fallback is not None else None)
+        self.jitter: Callable[[], float] | None = None
+        if self.retry is not None and self.retry.jitter != "none":
+            self.jitter = streams.uniform(f"retry/{key}/jitter")
+        self.tokens = TOKEN_CAP
+        self.sent = 0         # attempts sent: the offered load on the dependency
+        self.retries = 0
+        self.hedges = 0
+        self.stats = records.calls.setdefault(key, {"calls": 0, "attempts": 0, "retries": 0,
+                                                    "hedges": 0, "timeouts": 0, "fallbacks": 0,
+                                                    "short_circuited": 0, "bulkhead_rejected": 0})
+        self._timeout_cb = self._on_timeout
+        self._hedge_cb = self._on_hedge
+        self._retry_cb = self._on_retry
+
+    # -- making calls -------------------------------------------------------------------------
+    def call(self, parent: Job, group: Any = None) -> None:
+        st = CallState(parent, group)
+        self.stats["calls"] += 1
+        if self.retry is not None and self.retry.budget is not None:
+            self.tokens = min(TOKEN_CAP, self.tokens + self.retry.budget)
+        self._try(st)
+
+    def _try(self, st: CallState) -> None:
+        parent = st.parent
+        if self.breaker is not None and not self.breaker.allow():
+            self.stats["short_circuited"] += 1
+            parent.req.blame(self.link.target.code, -1, C_CIRCUIT_OPEN)
+            self._failed(st, ERROR)
+            return
+        if self.bulkhead is not None:
+            slot = parent.inst.code if parent.inst is not None else -1
+            if self.in_flight.get(slot, 0) >= self.bulkhead:
+                self.stats["bulkhead_rejected"] += 1
+                parent.req.blame(self.link.target.code, -1, C_BULKHEAD)
+                self._failed(st, ERROR)
+                return
+        self._send(st)
+
+    def _send(self, st: CallState) -> None:
+        parent = st.parent
+        st.attempts += 1
+        if parent.inst is None:  # the client: its attempts are the request's attempts
+            parent.req.attempts = st.attempts
+        self.sent += 1
+        self.stats["attempts"] += 1
+        if self.bulkhead is not None:
+            slot = parent.inst.code if parent.inst is not None else -1
+            self.in_flight[slot] = self.in_flight.get(slot, 0) + 1
+        child = Job(parent.req, parent, self.link)
+        child.call = st
+        st.outstanding.append(child)
+        self.records.attempt_at.append(self.env.now)
+        self.link.send(child)
+        if self.timeout is not None:
+            Wake(self.env, self.timeout, self._timeout_cb, child)
+        if self.hedge is not None and len(st.outstanding) == 1 and not st.done:
+            Wake(self.env, self.hedge, self._hedge_cb, (st, st.attempts))
+
+    # -- answers ------------------------------------------------------------------------------
+    def _release(self, st: CallState, child: Job) -> bool:
+        """Forget an attempt; False if it was already forgotten (late or lost the race)."""
+        try:
+            st.outstanding.remove(child)
+        except ValueError:
+            return False
+        if self.bulkhead is not None:
+            slot = st.parent.inst.code if st.parent.inst is not None else -1
+            self.in_flight[slot] -= 1
+        return True
+
+    def on_response(self, child: Job) -> None:
+        st: CallState = child.call
+        if not self._release(st, child) or st.done:
+            return
+        ok = child.status == OK
+        if self.breaker is not None:
+            self.breaker.record(ok)
+        if ok:
+            self._succeeded(st)
+        elif not st.outstanding:
+            self._failed(st, child.status)
+
+    def _on_timeout(self, ev: Any) -> None:
+        child: Job = ev.arg
+        st: CallState = child.call
+        if st.done or not self._release(st, child):
+            return
+        self.stats["timeouts"] += 1
+        if self.breaker is not None:
+            self.breaker.record(False)
+        st.parent.req.blame(self.link.target.code, -1, C_TIMEOUT)
+        if not st.outstanding:
+            self._failed(st, TIMEOUT)
+
+    def _on_hedge(self, ev: Any) -> None:
+        st, attempt = ev.arg
+        if st.done or st.attempts != attempt or not st.outstanding or st.parent.dead:
+            return
+        self.hedges += 1
+        self.stats["hedges"] += 1
+        self._send(st)
+
+    # -- outcomes -----------------------------------------------------------------------------
+    def _succeeded(self, st: CallState) -> None:
+        st.done = True
+        for other in list(st.outstanding):  # hedged copies that lost the race
+            self._release(st, other)
+        if not st.parent.dead:
+            self._report(st, OK)
+
+    def _failed(self, st: CallState, status: int) -> None:
+        retry = self.retry
+        if retry is not None and st.attempts < retry.max_attempts and not st.parent.dead:
+            if retry.budget is None or self.tokens >= 1.0:
+                if retry.budget is not None:
+                    self.tokens -= 1.0
+                self.retries += 1
+                self.stats["retries"] += 1
+                self.records.retry_at.append(self.env.now)
+                Wake(self.env, self._backoff(st.attempts), self._retry_cb, st)
+                return
+        st.done = True
+        if st.parent.dead:
+            return
+        if self.fallback is not None:
+            self.stats["fallbacks"] += 1
+            st.parent.req.degraded = True
+            Wake(self.env, self.fallback(), self._fallback_done, st)
+            return
+        self._report(st, status)
+
+    def _backoff(self, attempts: int) -> float:
+        """Wait before retry number ``attempts`` (1 = the first retry), with jitter."""
+        r = self.retry
+        base = min(r.max, r.backoff * r.multiplier ** (attempts - 1))
+        if r.jitter == "full":
+            return self.jitter() * base
+        if r.jitter == "equal":
+            return base / 2 + self.jitter() * base / 2
+        return base
+
+    def _on_retry(self, ev: Any) -> None:
+        st: CallState = ev.arg
+        if not st.parent.dead:
+            self._try(st)
+
+    def _fallback_done(self, ev: Any) -> None:
+        st: CallState = ev.arg
+        if not st.parent.dead:
+            self._report(st, OK)
+
+    def _report(self, st: CallState, status: int) -> None:
+        if st.group is not None:
+            st.group.owner.member_done(st, status)
+        elif status == OK:
+            self.caller.resume(st.parent)
+        else:
+            self.caller.abort(st.parent, status)
+
+
+class GroupState:
+    """One fan-out in progress: answers still to come and ok answers needed."""
+
+    __slots__ = ("owner", "parent", "need", "left", "ok", "done")
+
+    def __init__(self, owner: Parallel, parent: Job, need: int, left: int):
+        self.owner = owner
+        self.parent = parent
+        self.need = need
+        self.left = left
+        self.ok = 0
+        self.done = False
+
+
+class Parallel:
+    """Fan-out: every member call at once; the caller goes on when ``quorum`` have answered
+    ok (default: all), and fails as soon as that can no longer happen."""
+
+    def __init__(self, members: list[Guard], quorum: int | None, caller: Any):
+        self.members = members
+        self.quorum = quorum
+        self.caller = caller
+        self.probability = 1.0
+        self.coin = None
+
+    def call(self, parent: Job) -> None:
+        chosen = [m for m in self.members if m.coin is None or m.coin() < m.probability]
+        need = len(chosen) if self.quorum is None else min(self.quorum, len(chosen))
+        if not chosen or need == 0:
+            self.caller.resume(parent)
+            return
+        group = GroupState(self, parent, need, len(chosen))
+        for member in chosen:
+            member.call(parent, group)
+
+    def member_done(self, st: CallState, status: int) -> None:
+        group: GroupState = st.group
+        group.left -= 1
+        if group.done or group.parent.dead:
+            return
+        if status == OK:
+            group.ok += 1
+            if group.ok >= group.need:
+                group.done = True
+                self.caller.resume(group.parent)
+        elif group.ok + group.left < group.need:
+            group.done = True
+            self.caller.abort(group.parent, status)
+
+
+def degraded_status(job: Job, status: int) -> int:
+    """The final status a client records: ok becomes degraded when a fallback answered."""
+    return DEGRADED if status == OK and job.req.degraded else status
