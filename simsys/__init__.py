@@ -6,17 +6,52 @@ latency, errors, memory and availability as pandas DataFrames and plots.
 >>> import simsys
 >>> r = simsys.run("scenarios/checkout.yaml")          # doctest: +SKIP
 >>> r.summary()["latency"]["p99"]                       # doctest: +SKIP
+
+Public names are imported on first use (PEP 562), so ``import simsys`` — and ``simsys --help``
+— do not pay for pandas, numpy and simpy until something needs them.
 """
 
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
 from .errors import BuildError, ScenarioError, SimsysError
-from .result import Result
-from .runner import run
-from .spec.load import load
-from .spec.model import Scenario
-from .sweep import Sweep, sweep
-from .topology import build_graph
 
 __version__ = "0.1.0"
+
+# public name → module that defines it
+_LAZY = {
+    "Result": "simsys.result",
+    "run": "simsys.runner",
+    "load": "simsys.spec.load",
+    "Scenario": "simsys.spec.model",
+    "build_graph": "simsys.topology",
+    "Sweep": "simsys.sweep",
+    "sweep": "simsys.sweep",
+}
+
+if TYPE_CHECKING:  # for type checkers and IDEs; at run time these come from __getattr__
+    from .result import Result
+    from .runner import run
+    from .spec.load import load
+    from .spec.model import Scenario
+    from .sweep import Sweep, sweep
+    from .topology import build_graph
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'simsys' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "BuildError",
