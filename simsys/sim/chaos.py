@@ -135,7 +135,10 @@ class ChaosMonkey:
         instances = dict(self.groups)[group]
         victims = pick_victims(instances, spec, self.victim_rng[group])
         if not victims:
-            self._journal(group, None, "skipped", "no replica up")
+            # Either nothing is up, or the blast radius rounds down to no replica at all
+            # (fixed-percent of a small group, or random-max-percent drawing a low percentage).
+            up = any(i.up for i in instances)
+            self._journal(group, None, "skipped", "blast radius is 0" if up else "no replica up")
             return False
         acted = False
         would_down: set[Instance] = set()
