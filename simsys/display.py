@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import html
 import math
+import numbers
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -53,6 +54,13 @@ def _bad(x: Any) -> bool:
     return x is None or (isinstance(x, float) and not math.isfinite(x))
 
 
+def _text(x: Any) -> str | None:
+    """Values that are not numbers (``"10min"`` in an unresolved scenario) are shown as given."""
+    if isinstance(x, str | bool) or not (x is None or isinstance(x, numbers.Real)):
+        return html.escape(str(x))
+    return None
+
+
 def _sig(x: float, digits: int = 3) -> str:
     """``x`` with ``digits`` significant digits, never in scientific notation below 1e6."""
     if x == 0:
@@ -64,6 +72,8 @@ def _sig(x: float, digits: int = 3) -> str:
 
 def fmt_ms(seconds: float | None) -> str:
     """A latency in milliseconds: ``0.0833`` → ``'83.3 ms'``."""
+    if _text(seconds) is not None:
+        return _text(seconds)  # type: ignore[return-value]
     if _bad(seconds):
         return DASH
     return f"{_sig(seconds * 1e3)} ms"
@@ -75,20 +85,29 @@ def fmt_duration(seconds: float | None) -> str:
     >>> fmt_duration(0.004), fmt_duration(45), fmt_duration(600), fmt_duration(5400)
     ('4 ms', '45 s', '10 min', '1.5 h')
     """
+    if _text(seconds) is not None:
+        return _text(seconds)  # type: ignore[return-value]
     if _bad(seconds):
         return DASH
     s = float(seconds)
     if abs(s) < 1:
-        return f"{_sig(s * 1e3)} ms"
+        return f"{_trim(_sig(s * 1e3))} ms"
     if abs(s) < 120:
-        return f"{_sig(s)} s"
+        return f"{_trim(_sig(s))} s"
     if abs(s) < 7200:
-        return f"{_sig(s / 60)} min"
-    return f"{_sig(s / 3600)} h"
+        return f"{_trim(_sig(s / 60))} min"
+    return f"{_trim(_sig(s / 3600))} h"
+
+
+def _trim(text: str) -> str:
+    """``'8.00'`` → ``'8'``, ``'3.50'`` → ``'3.5'``."""
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def fmt_bytes(num_bytes: float | None) -> str:
     """A size in decimal units (MB = 10⁶ bytes, like the scenario files)."""
+    if _text(num_bytes) is not None:
+        return _text(num_bytes)  # type: ignore[return-value]
     if _bad(num_bytes):
         return DASH
     b = float(num_bytes)
@@ -104,6 +123,8 @@ def fmt_pct(fraction: float | None, digits: int = 2) -> str:
     >>> fmt_pct(0.5), fmt_pct(0.999996), fmt_pct(1.0), fmt_pct(0.000004)
     ('50.00%', '99.9996%', '100%', '0.0004%')
     """
+    if _text(fraction) is not None:
+        return _text(fraction)  # type: ignore[return-value]
     if _bad(fraction):
         return DASH
     p = float(fraction) * 100
@@ -116,12 +137,16 @@ def fmt_pct(fraction: float | None, digits: int = 2) -> str:
 
 
 def fmt_rate(per_second: float | None, unit: str = "req/s") -> str:
+    if _text(per_second) is not None:
+        return _text(per_second)  # type: ignore[return-value]
     if _bad(per_second):
         return DASH
     return f"{_sig(float(per_second), 4)} {unit}"
 
 
 def fmt_count(n: Any) -> str:
+    if _text(n) is not None:
+        return _text(n)  # type: ignore[return-value]
     if _bad(n):
         return DASH
     return f"{int(n):,}"
@@ -243,6 +268,7 @@ def summary_html(result: Any, detail: bool = False) -> str:
     wall = getattr(result, "wall_time", None)
     if wall:
         title += f" · {wall:.2f} s wall time"
+    title += " · latency and throughput of ok requests after warm-up"
     title += "</span></div>"
 
     req = s.get("requests", {}) or {}
@@ -275,7 +301,7 @@ def summary_html(result: Any, detail: bool = False) -> str:
         '<div class="simsys-summary">',
         title,
         '<div style="display:flex;flex-wrap:wrap;gap:0 28px;align-items:flex-start">',
-        _table(["", ""], figures, caption="key figures (ok requests after warm-up)"),
+        _table(["", ""], figures, caption="key figures"),
         _table(req_header, req_rows, caption="requests by status"),
         "</div>",
     ]
@@ -331,7 +357,8 @@ def grid_keys(sweep: Any, runs: Any = None) -> list[str]:
         return []
     summary_roots = {"name", "seed", "duration", "warmup", "requests", "latency", "throughput",
                      "error_rate", "incidents", "services", "websockets", "replication",
-                     "status", "error", "wall_time", "run", "run_id", "index", "message"}
+                     "status", "error", "wall_time", "run", "run_id", "index", "message",
+                     "point", "point_key"}
     return [str(c) for c in runs.columns if str(c).split(".")[0] not in summary_roots]
 
 
@@ -356,11 +383,16 @@ def sweep_html(sweep: Any, metrics: Iterable[str] = DEFAULT_SWEEP_METRICS,
     else:
         ok = runs
     metrics = [m for m in metrics if m in runs.columns]
+    fixed = {k: runs[k].iloc[0] for k in keys
+             if k in runs.columns and runs[k].nunique(dropna=False) == 1}
+    keys = [k for k in keys if k not in fixed]
     reps = int(runs["replication"].nunique()) if "replication" in runs.columns else 1
     head = (f'<div style="font-family:system-ui,sans-serif;font-size:14px;margin:2px 0 6px 0">'
             f'<b>sweep</b> <span style="{_MUTED}">{fmt_count(n_runs)} runs · '
             f'{_e(", ".join(keys) or "no grid")} · {reps} replication(s)'
-            + (f" · {status_line}" if status_line else "") + "</span></div>")
+            + (f" · {status_line}" if status_line else "")
+            + (" · fixed: " + ", ".join(f"{_e(k)} = {_e(v)}" for k, v in fixed.items())
+               if fixed else "") + "</span></div>")
     rows = []
     if keys:
         groups = ok.groupby(keys, sort=True, dropna=False)
@@ -378,7 +410,7 @@ def sweep_html(sweep: Any, metrics: Iterable[str] = DEFAULT_SWEEP_METRICS,
                 _, scale, unit = metric_label(m)
                 half = (hi - lo) / 2 * scale
                 cell += f' <span style="{_MUTED}">± {_sig(half, 2)}</span>'
-            row.append(cell)
+            row.append(f'<span style="white-space:nowrap">{cell}</span>')
         rows.append(row)
     header = [*(_e(k) for k in keys), "runs", *(_e(metric_label(m)[0]) for m in metrics)]
     more = ""
@@ -396,7 +428,12 @@ def _scenario_dict(spec: Any) -> dict[str, Any]:
     if hasattr(spec, "model_dump"):
         return spec.model_dump(mode="json", by_alias=True)
     if isinstance(spec, Mapping):
-        return dict(spec)
+        try:  # resolve units ("10min" → 600) and defaults the way a run sees them
+            from .spec.load import load
+
+            return load(dict(spec)).model_dump(mode="json", by_alias=True)
+        except Exception:  # noqa: BLE001 - show what was given rather than nothing
+            return dict(spec)
     raise TypeError(f"expected a Scenario or a dict, got {type(spec).__name__}")
 
 

@@ -1,23 +1,300 @@
 """Run directories: what ``simsys run --out DIR`` writes and ``simsys report DIR`` reads.
 
-Placeholder; owned by the report work (issue 8).
+A run directory holds::
+
+    summary.json          Result.summary(), indent 2 (seconds, bytes)
+    requests.parquet      Result.requests
+    incidents.parquet     Result.incidents
+    timeseries.parquet    Result.timeseries
+    scenario.yaml         the scenario as resolved data (seconds, bytes), runnable as is
+    journal.json          the Chaos Toolkit journal, for scenarios with an experiment
+    *.png                 plots (latency_cdf, latency_over_time, error_rate_over_time,
+                          throughput_over_time, memory, queues, topology; connections,
+                          incident_timeline and mttr_hist when the run has them)
+
+Every file is written under a temporary name and renamed into place, so a reader never sees
+half a file. :func:`load_run` reads a directory back into a :class:`SavedRun`, which the plot
+functions and the report accept wherever they take a :class:`~simsys.Result`.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
+from collections.abc import Callable, Mapping
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 
+__all__ = ["PLOTS", "SavedRun", "is_run_dir", "load_run", "save_run", "write_plots"]
+
+TABLES = ("requests", "incidents", "timeseries")
+#: Plots written for every run, in the order the report shows them.
+PLOTS = ("latency_cdf", "latency_over_time", "throughput_over_time", "error_rate_over_time",
+         "memory", "queues", "topology")
+#: Plots written only when the run has something to show in them.
+OPTIONAL_PLOTS = ("connections", "incident_timeline", "mttr_hist")
+
+
+# -- atomic writes ------------------------------------------------------------------------------
+def _tmp(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def _atomic(path: Path, write: Callable[[Path], None]) -> Path:
+    tmp = _tmp(path)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _json_ready(value: Any) -> Any:
+    """NaN and ±inf become null; numpy scalars become Python numbers."""
+    if isinstance(value, Mapping):
+        return {str(k): _json_ready(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_ready(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, str | bytes):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def write_json(path: Path, data: Any) -> Path:
+    text = json.dumps(_json_ready(data), indent=2, ensure_ascii=False, allow_nan=False,
+                      default=str) + "\n"
+    return _atomic(path, lambda p: p.write_text(text, encoding="utf-8"))
+
+
+def _write_yaml(path: Path, data: Any) -> Path:
+    from ruamel.yaml import YAML
+
+    yaml = YAML(typ="safe", pure=True)
+    yaml.default_flow_style = False
+    yaml.sort_base_mapping_type_on_output = False  # keep the scenario's key order
+
+    def write(p: Path) -> None:
+        with p.open("w", encoding="utf-8") as fh:
+            fh.write("# The scenario of this run, resolved: times in seconds, sizes in bytes.\n")
+            yaml.dump(_json_ready(data), fh)
+
+    return _atomic(path, write)
+
+
+def _scenario_data(result: Any) -> dict[str, Any] | None:
+    G = getattr(result, "graph", None)
+    spec = G.graph.get("scenario") if G is not None else None
+    if spec is None:
+        spec = getattr(result, "scenario", None)
+    if spec is None:
+        return None
+    if hasattr(spec, "model_dump"):
+        return spec.model_dump(mode="json", by_alias=True, exclude_none=False)
+    return dict(spec) if isinstance(spec, Mapping) else None
+
+
+# -- writing ----------------------------------------------------------------------------------
 def save_run(result: Any, directory: str | Path, plots: bool = True) -> Path:
-    """Write summary.json and the parquet tables of ``result`` into ``directory``."""
+    """Write a run's summary, tables, scenario, journal and plots into ``directory``.
+
+    Parameters
+    ----------
+    result
+        A :class:`~simsys.Result`.
+    directory
+        Created if missing; files already there with the same names are replaced.
+    plots
+        Also draw the PNG plots (about a second); ``False`` writes only the data.
+
+    Returns
+    -------
+    pathlib.Path
+        The directory.
+
+    Examples
+    --------
+    >>> import simsys                                                   # doctest: +SKIP
+    >>> r = simsys.run("scenarios/checkout.yaml")                       # doctest: +SKIP
+    >>> save_run(r, "out/checkout")                                     # doctest: +SKIP
+    PosixPath('out/checkout')
+    """
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
-    tmp = out / "summary.json.tmp"
-    tmp.write_text(json.dumps(result.summary(), indent=2))
-    os.replace(tmp, out / "summary.json")
-    for name in ("requests", "incidents", "timeseries"):
-        getattr(result, name).to_parquet(out / f"{name}.parquet")
+    write_json(out / "summary.json", result.summary())
+    for name in TABLES:
+        df = getattr(result, name)
+        _atomic(out / f"{name}.parquet", lambda p, df=df: df.to_parquet(p, index=False))
+    scenario = _scenario_data(result)
+    if scenario is not None:
+        _write_yaml(out / "scenario.yaml", scenario)
+    journal = getattr(result, "journal", None)
+    if journal:
+        write_json(out / "journal.json", journal)
+    if plots:
+        write_plots(result, out)
     return out
+
+
+def plots_for(result: Any) -> list[str]:
+    """The names of the plots :func:`save_run` draws for ``result``."""
+    names = list(PLOTS)
+    ts = result.timeseries
+    if len(ts) and (ts["metric"].astype(str) == "connections").any():
+        names.insert(names.index("topology"), "connections")
+    if len(result.incidents):
+        names += ["incident_timeline", "mttr_hist"]
+    return names
+
+
+def write_plots(result: Any, directory: str | Path, names: list[str] | None = None,
+                dpi: int = 150) -> list[Path]:
+    """Draw each plot to ``directory/<name>.png`` without pyplot (safe in threads and workers)."""
+    from .plot.style import detached
+
+    out = Path(directory)
+    written = []
+    for name in names if names is not None else plots_for(result):
+        png = render_png(result, name, dpi=dpi, detached=detached)
+        written.append(_atomic(out / f"{name}.png", lambda p, png=png: p.write_bytes(png)))
+    return written
+
+
+def render_png(result: Any, name: str, dpi: int = 150, detached: Any = None) -> bytes:
+    """One plot of ``result`` as PNG bytes, drawn on a figure pyplot never sees."""
+    import io
+
+    from . import plot
+
+    if detached is None:
+        from .plot.style import detached
+    with detached():
+        draw = getattr(plot, name)
+        drawn = draw(result)
+        fig = drawn if hasattr(drawn, "savefig") else drawn.figure
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=dpi, facecolor="white")
+    return buf.getvalue()
+
+
+# -- reading ------------------------------------------------------------------------------------
+def is_run_dir(directory: str | Path) -> bool:
+    return (Path(directory) / "summary.json").is_file()
+
+
+class SavedRun:
+    """A run read back from its directory; plots and the report take it like a Result.
+
+    Attributes
+    ----------
+    directory : pathlib.Path
+    requests, incidents, timeseries : pandas.DataFrame
+        Empty frames when the parquet file is missing.
+    scenario : dict or None
+        ``scenario.yaml`` as data.
+    journal : dict or None
+        ``journal.json``.
+    """
+
+    def __init__(self, directory: Path, summary: dict[str, Any], tables: dict[str, pd.DataFrame],
+                 scenario: dict[str, Any] | None, journal: Any):
+        self.directory = directory
+        self._summary = summary
+        self.requests = tables["requests"]
+        self.incidents = tables["incidents"]
+        self.timeseries = tables["timeseries"]
+        self.scenario = scenario
+        self.journal = journal
+        self.name: str = str(summary.get("name", directory.name))
+        self.seed = summary.get("seed")
+        self.duration = float(summary.get("duration") or (scenario or {}).get("duration") or 0.0)
+        self.warmup = float(summary.get("warmup") or 0.0)
+        self.wall_time = None
+
+    def summary(self) -> dict[str, Any]:
+        """``summary.json`` as a dict (a copy)."""
+        return json.loads(json.dumps(self._summary))
+
+    @cached_property
+    def graph(self) -> Any:
+        """The topology rebuilt from ``scenario.yaml``, or None when it cannot be."""
+        if self.scenario is None:
+            return None
+        from .errors import SimsysError
+        from .topology import build_graph
+
+        try:
+            return build_graph(self.scenario)
+        except (SimsysError, ValueError, TypeError):
+            return None
+
+    @property
+    def plot(self) -> Any:
+        from .plot import ResultPlots
+
+        return ResultPlots(self)
+
+    def __repr__(self) -> str:
+        return f"<SavedRun {self.name!r} from {self.directory}>"
+
+    def _repr_html_(self) -> str:
+        from .display import summary_html
+
+        return summary_html(self)
+
+
+_EMPTY = {
+    "requests": ["id", "source", "start", "end", "latency", "status", "attempts", "instance"],
+    "incidents": ["service", "instance", "kind", "cause", "failed_at", "detected_at",
+                  "recovered_at", "requests_failed"],
+    "timeseries": ["time", "service", "instance", "metric", "value"],
+}
+
+
+def load_run(directory: str | Path) -> SavedRun:
+    """Read a run directory written by :func:`save_run`.
+
+    Raises
+    ------
+    simsys.errors.SimsysError
+        When ``directory`` has no ``summary.json`` or it is not valid JSON.
+    """
+    from .errors import SimsysError
+
+    out = Path(directory)
+    try:
+        summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SimsysError(f"{out}: not a run directory (no summary.json)") from None
+    except json.JSONDecodeError as exc:
+        raise SimsysError(f"{out / 'summary.json'}: not valid JSON ({exc})") from None
+    tables = {}
+    for name in TABLES:
+        path = out / f"{name}.parquet"
+        if path.is_file():
+            tables[name] = pd.read_parquet(path)
+        else:
+            tables[name] = pd.DataFrame({c: pd.Series(dtype=float if c.endswith("_at") else object)
+                                         for c in _EMPTY[name]})
+    scenario = None
+    for fname in ("scenario.yaml", "scenario.json"):
+        path = out / fname
+        if path.is_file():
+            if fname.endswith(".json"):
+                scenario = json.loads(path.read_text(encoding="utf-8"))
+            else:
+                from ruamel.yaml import YAML
+
+                scenario = YAML(typ="safe", pure=True).load(path.read_text(encoding="utf-8"))
+            break
+    journal = None
+    if (out / "journal.json").is_file():
+        journal = json.loads((out / "journal.json").read_text(encoding="utf-8"))
+    return SavedRun(out, summary, tables, scenario, journal)

@@ -169,8 +169,10 @@ def latency_over_time(result: Any, ax: Axes | None = None, window: float | None 
                       0, len(edges) - 2)
         grouped = pd.Series(df["latency"].to_numpy() * 1e3).groupby(idx)
         centres = (edges[:-1] + edges[1:]) / 2
-        colours = [st.BLUE, st.VERMILLION, st.GREEN, st.PURPLE]
-        for i, p in enumerate(sorted(percentiles)):
+        ps = sorted(percentiles)
+        # median blue, tail black; kept clear of the red of incident shading
+        colours = [st.BLUE, *[st.SKY_BLUE, st.PURPLE, st.GREEN][:max(0, len(ps) - 2)], st.BLACK]
+        for i, p in enumerate(ps):
             q = grouped.quantile(p / 100)
             y = np.full(len(centres), np.nan)
             y[q.index.to_numpy()] = q.to_numpy()

@@ -8,6 +8,7 @@ never call ``plt.show()``: in a script with the Agg backend they only draw.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import math
 from collections.abc import Iterator
 from typing import Any
@@ -72,22 +73,41 @@ def colour(i: int) -> str:
     return PALETTE[i % len(PALETTE)]
 
 
-def new_axes(ax: Axes | None, figsize: tuple[float, float] = FIGSIZE) -> Axes:
-    """``ax`` itself, or the axes of a new pyplot figure (shown by notebooks, closed by callers)."""
-    if ax is not None:
-        return ax
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=figsize, layout="constrained")
-    return ax
+_DETACHED: contextvars.ContextVar[bool] = contextvars.ContextVar("simsys_detached", default=False)
 
 
-def new_figure(fig: Figure | None, figsize: tuple[float, float]) -> Figure:
-    if fig is not None:
+@contextlib.contextmanager
+def detached() -> Iterator[None]:
+    """New figures made inside are plain :class:`~matplotlib.figure.Figure` objects with an Agg
+    canvas: pyplot never sees them, so nothing is shown or kept alive, in any thread."""
+    token = _DETACHED.set(True)
+    try:
+        yield
+    finally:
+        _DETACHED.reset(token)
+
+
+def _figure(figsize: tuple[float, float]) -> Figure:
+    if _DETACHED.get():
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        fig = Figure(figsize=figsize, layout="constrained")
+        FigureCanvasAgg(fig)
         return fig
     import matplotlib.pyplot as plt
 
     return plt.figure(figsize=figsize, layout="constrained")
+
+
+def new_axes(ax: Axes | None, figsize: tuple[float, float] = FIGSIZE) -> Axes:
+    """``ax`` itself, or the axes of a new figure (a pyplot one, shown by notebooks)."""
+    if ax is not None:
+        return ax
+    return _figure(figsize).add_subplot()
+
+
+def new_figure(fig: Figure | None, figsize: tuple[float, float]) -> Figure:
+    return fig if fig is not None else _figure(figsize)
 
 
 def empty_state(ax: Axes, message: str) -> Axes:
