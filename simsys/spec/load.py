@@ -235,6 +235,10 @@ def validate(
         With every problem found, each naming its field path (and line, for files).
     """
     positions = positions or {}
+    if "app" in data or "deploy" in data:  # one application, deployed as services
+        from .app import expand
+
+        data = expand(data, source, positions)
     try:
         scenario = Scenario.model_validate(dict(data))
     except ValidationError as exc:

@@ -1,0 +1,808 @@
+"""One application, many deployments: ``app:`` and ``deploy:`` compiled into ordinary ``services:``.
+
+An *application* is a set of components, each with its own work (``service_time``), its calls to
+other components and its memory. A *deployment* says which components share a process:
+
+``monolith``
+    every component in one service (``deploy.name``, default ``monolith``): calls between
+    components are in-process (no link, ``in_process_call`` of extra work each), one failure
+    domain, scaled and restarted together, memory shared.
+``microservices``
+    one service per component, named like it: every call crosses a link.
+``groups: {storefront: [catalog, cart], billing: [payments]}``
+    the components listed together share a service named by the group; components left out of
+    every group get a service of their own.
+
+.. code-block:: yaml
+
+    app:
+      storefront: {service_time: 2ms, calls: [catalog, cart], memory: {base: 80MB}}
+      catalog:    {service_time: {dist: exponential, mean: 6ms}}
+      cart:       {service_time: 3ms, calls: [{service: payments, probability: 0.3}]}
+      payments:   {service_time: 12ms}
+    deploy:
+      style: microservices            # or monolith, or groups: {...}
+      serialization: 200us            # per message: a visit pays it twice (request, response)
+      in_process_call: 5us            # per in-process call
+      runtime_memory: 120MB           # per replica of every deployed service (one process)
+      price: 0.04                     # per replica-hour, as services' price
+      services: {catalog: {replicas: 3, workers: 8}}   # any service key of a deployed service
+    workload:
+      - {type: poisson, rate: 100/s, target: storefront}   # components, whatever the deployment
+
+:func:`expand` runs on the raw scenario data before validation (from
+:func:`simsys.spec.load.validate`): it checks ``app`` and ``deploy`` (problems name the user's
+field paths, ``deploy.groups.storefront[1]``, and the file line), compiles them into checked
+``services``, renames component names to deployed services in workload targets, links, Chaos
+Monkey targets and faults, and keeps the checked ``app`` and ``deploy`` on the scenario for
+:func:`app_graph`, :func:`deployment` and cost.
+
+How a deployed service works
+----------------------------
+A visit to a deployed service enters at one component (its *entry*) and keeps the worker it got
+for the whole visit. The worker does the entry's work, then the work of every component it
+calls in-process (recursively, each such call costing ``in_process_call`` more), then makes the
+calls that leave the service, in call order, waiting for each answer. Its ``service_time`` is
+therefore the sum of the component works along the in-process call tree
+(:class:`ComponentWork`), and in a monolith the whole request is one such sum.
+
+Component work is drawn from random streams named by component (``component/<name>/time``) and
+in-process coin flips from ``call/<caller>-><callee>``, the names the simulator gives a
+microservice's calls, so two deployments of one application under one seed see the same
+arrivals and the same work per component (common random numbers).
+
+Until the simulator runs component programs itself (see ``ComponentWork``), two things hold:
+a deployed service has one entry component, and a service that mixes in-process calls with calls
+leaving it does all its in-process work first, then the outgoing calls (whose probability is
+the product along the in-process path). Mean latencies are exact; monoliths and microservices
+are exact; only mixed groups reorder work within a visit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+import numpy as np
+from pydantic import BeforeValidator, Field, ValidationError, model_validator
+
+from ..errors import Problem, ScenarioError
+from .chaos import Failures
+from .distributions import Constant, Distribution, NonNegDuration, _Dist, batched
+from .model import Call, Memory, Service, _call, _find_cycle
+from .model_base import CLIENT, Size, Strict
+
+if TYPE_CHECKING:
+    import networkx as nx
+
+    from .model import Scenario
+
+Loc = tuple[Any, ...]
+Balancer = Literal["round_robin", "random", "least_connections", "power_of_two"]
+STYLES = ("monolith", "microservices", "groups")
+WORK = "component_work"  # the ``dist`` tag of compiled service times
+
+
+# -- the scenario keys ----------------------------------------------------------------------
+class Component(Strict):
+    """One component of the application.
+
+    ``replicas``, ``workers``, ``queue`` and ``balancer`` are what the component asks for when
+    deployed alone; a service holding several components takes the largest of its members'
+    (``deploy.services`` sets them outright).
+    """
+
+    service_time: Distribution = Constant(value=0.0)
+    calls: list[Annotated[Call, BeforeValidator(_call)]] = Field(default_factory=list)
+    memory: Memory = Field(default_factory=Memory)
+    replicas: int | None = Field(None, ge=1)
+    workers: int | None = Field(None, ge=1)
+    queue: int | None = Field(None, ge=0)
+    balancer: Balancer | None = None
+    failures: Failures | None = None
+
+
+# Keys of a deployed service that come from its components, not from ``deploy.services``.
+FROM_APP = ("service_time", "calls", "memory")
+
+
+class Deploy(Strict):
+    """How the application is deployed; ``deploy: monolith`` is short for ``{style: monolith}``.
+
+    ``serialization`` is paid per message by the service that handles it: each visit to a
+    deployed service costs its worker ``2 × serialization`` (read the request, write the
+    response), from clients too, so a monolith pays it once per request and microservices once
+    per hop. ``in_process_call`` is paid per in-process call. ``runtime_memory`` is added once
+    per replica of every deployed service (each is one process). ``price`` is every deployed
+    service's price per replica-hour.
+
+    ``services.<name>`` sets keys of one deployed service — any key of ``services:`` but
+    ``service_time``, ``calls`` and ``memory``, which come from its components — plus
+    ``memory_limit``; what it leaves out is taken from the members (the largest ``replicas``,
+    ``workers`` and ``queue``, the entry's ``balancer``, their failures combined).
+    """
+
+    style: Literal["monolith", "microservices", "groups"]
+    groups: dict[str, list[str]] | None = None
+    name: str | None = None
+    in_process_call: NonNegDuration = 0.0
+    serialization: NonNegDuration = 0.0
+    runtime_memory: Size = 0.0
+    price: float = Field(0.0, ge=0)
+    services: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return {"style": value}
+        if isinstance(value, Mapping) and "style" not in value and value.get("groups") is not None:
+            return {**value, "style": "groups"}
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Deploy:
+        if self.style == "groups" and self.groups is None:
+            raise ValueError("style groups needs groups: {service: [component, ...]}")
+        return self
+
+
+# -- compiled service time ------------------------------------------------------------------
+# A node of an in-process call tree: (component, ((probability, node), ...)).
+Node = tuple[str, tuple[tuple[float, Any], ...]]
+
+
+def named_rng(seed: int, name: str) -> np.random.Generator:
+    """The generator the simulator's ``Streams(seed).rng(name)`` gives (same key derivation)."""
+    digest = hashlib.blake2b(name.encode("utf-8"), digest_size=8).digest()
+    key = int.from_bytes(digest, "little")
+    return np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(key,)))
+
+
+class ComponentWork(_Dist):
+    """The work one visit to a deployed service does on its worker: the entry component's,
+    then (in call order, each call taken with its probability) ``in_process_call`` plus the
+    work of each component it calls in-process, recursively; plus ``2 × serialization``.
+
+    A distribution in the simulator's sense (``sampler``, ``mean``, ``variance``), drawing each
+    component's work from the stream ``component/<name>/time`` and each in-process coin from
+    ``call/<caller>-><callee>`` of the run's seed.
+    """
+
+    dist: Literal["component_work"] = WORK
+    entry: str
+    tree: Any                      # Node
+    works: dict[str, Any]          # component -> its service_time distribution
+    in_process_call: float = 0.0
+    serialization: float = 0.0
+
+    # -- theory -----------------------------------------------------------------------------
+    def _moments(self, node: Node) -> tuple[float, float]:
+        comp, calls = node
+        mean = self.works[comp].mean
+        var = self.works[comp].variance
+        for p, child in calls:
+            m, v = self._moments(child)
+            m += self.in_process_call
+            mean += p * m
+            var += p * (v + m * m) - (p * m) ** 2
+        return mean, var
+
+    @property
+    def mean(self) -> float:
+        return self._moments(self.tree)[0] + 2 * self.serialization
+
+    @property
+    def variance(self) -> float:
+        return self._moments(self.tree)[1]
+
+    def components(self) -> list[str]:
+        """Components whose work this includes, each once, in call order."""
+        out: list[str] = []
+
+        def walk(node: Node) -> None:
+            if node[0] not in out:
+                out.append(node[0])
+            for _, child in node[1]:
+                walk(child)
+
+        walk(self.tree)
+        return out
+
+    def coins(self) -> list[tuple[str, str]]:
+        """In-process calls taken with a probability below 1, as (caller, callee)."""
+        out: list[tuple[str, str]] = []
+
+        def walk(node: Node) -> None:
+            for p, child in node[1]:
+                if p < 1.0 and (node[0], child[0]) not in out:
+                    out.append((node[0], child[0]))
+                walk(child)
+
+        walk(self.tree)
+        return out
+
+    # -- sampling ---------------------------------------------------------------------------
+    def sampler_from(self, rng_of: Callable[[str], np.random.Generator]) -> Callable[[], float]:
+        """A sampler whose streams come from ``rng_of(name)``, e.g. the simulator's
+        ``Streams.rng``; each stream is asked for once."""
+        works = {c: self.works[c].sampler(rng_of(f"component/{c}/time")) for c in self.components()}
+        coins = {k: batched(rng_of(f"call/{k[0]}->{k[1]}").random) for k in self.coins()}
+        ipc = self.in_process_call
+
+        def build(node: Node) -> Callable[[], float]:
+            comp, calls = node
+            work = works[comp]
+            if not calls:
+                return work
+            kids = [(coins.get((comp, child[0])) if p < 1.0 else None, p, build(child))
+                    for p, child in calls]
+
+            def sample() -> float:
+                t = work()
+                for coin, p, f in kids:
+                    if coin is None or coin() < p:
+                        t += ipc + f()
+                return t
+
+            return sample
+
+        f = build(self.tree)
+        if self.serialization > 0:
+            extra = 2 * self.serialization
+            return lambda: f() + extra
+        return f
+
+    def sampler(self, rng: np.random.Generator) -> Callable[[], float]:
+        """Streams keyed by component name, from the seed of ``rng`` (the simulator hands each
+        service a generator of the run's ``SeedSequence``; only its seed is used)."""
+        seed_seq = getattr(rng.bit_generator, "seed_seq", None)
+        seed = getattr(seed_seq, "entropy", None)
+        if not isinstance(seed, int):  # not from a SeedSequence: draw a seed from it
+            seed = int(rng.integers(2**63))
+        return self.sampler_from(lambda name: named_rng(seed, name))
+
+    def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        f = self.sampler(rng)
+        return np.fromiter((f() for _ in range(n)), dtype=float, count=n)
+
+
+# -- the plan: which component goes where ---------------------------------------------------
+@dataclass(frozen=True)
+class Deployment:
+    """Where each component runs. ``services`` maps each deployed service to its components
+    (application order); ``host`` maps each component to its service; ``entry`` gives the
+    component each service's visits start at."""
+
+    style: str
+    services: dict[str, list[str]]
+    host: dict[str, str]
+    entry: dict[str, str]
+
+    def resolve(self, name: str) -> str | None:
+        """The deployed service of a component or service name, or None."""
+        if name in self.host:
+            return self.host[name]
+        return name if name in self.services else None
+
+
+class _Problems:
+    def __init__(self, data: Mapping[str, Any], source: str | None, positions: Mapping[Loc, Any]):
+        self.data = data
+        self.source = source
+        self.positions = positions
+        self.items: list[Problem] = []
+
+    def add(self, loc: Loc, message: str) -> None:
+        from .load import _dotted, _position
+
+        line, col = _position(loc, "", self.positions)  # type: ignore[arg-type]
+        self.items.append(Problem(_dotted(loc), message, self.source, line, col))
+
+    def pydantic(self, exc: ValidationError, prefix: Loc) -> None:
+        from .load import _clean_loc, _describe, _dotted, _position
+
+        seen = set()
+        for err in exc.errors(include_url=False):
+            loc = _clean_loc((*prefix, *err["loc"]), self.data)
+            message = _describe(err)
+            if (loc, message) in seen:
+                continue
+            seen.add((loc, message))
+            line, col = _position(loc, err["type"], self.positions)  # type: ignore[arg-type]
+            self.items.append(Problem(_dotted(loc), message, self.source, line, col))
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            raise ScenarioError(self.items)
+
+
+def _bad_name(name: str) -> bool:
+    return name == CLIENT or "->" in name or not name.strip()
+
+
+def _plan(names: list[str], deploy: Deploy, problems: _Problems) -> dict[str, list[str]]:
+    """Deployed service -> members (``names`` are the components), checking the groups."""
+    known = ", ".join(names)
+    if deploy.style == "monolith":
+        if deploy.groups is not None:
+            problems.add(("deploy", "groups"), "groups apply to style groups, not monolith")
+        name = deploy.name or "monolith"
+        if _bad_name(name):
+            problems.add(("deploy", "name"), f"{name!r} cannot be a service name (reserved or empty)")
+        return {name: names}
+    if deploy.name is not None:
+        problems.add(("deploy", "name"), f"name applies to style monolith, not {deploy.style}")
+    if deploy.style == "microservices":
+        if deploy.groups is not None:
+            problems.add(("deploy", "groups"), "groups apply to style groups, not microservices")
+        return {c: [c] for c in names}
+    groups = deploy.groups or {}
+    placed: dict[str, tuple[str, int]] = {}
+    out: dict[str, list[str]] = {}
+    for g, members in groups.items():
+        if _bad_name(g):
+            problems.add(("deploy", "groups", g), f"{g!r} cannot be a service name (reserved or empty)")
+        if not members:
+            problems.add(("deploy", "groups", g), "expected at least one component")
+        out[g] = []
+        for j, c in enumerate(members):
+            if c not in names:
+                problems.add(("deploy", "groups", g, j), f"unknown component {c!r}; components are: {known}")
+            elif c in placed:
+                g0, j0 = placed[c]
+                where = f"deploy.groups.{g0}[{j0}]"
+                problems.add(("deploy", "groups", g, j),
+                             f"{c!r} is already in group {g0!r} ({where}); a component is deployed once")
+            else:
+                placed[c] = (g, j)
+                out[g].append(c)
+    for c in names:
+        if c not in placed:
+            if c in out:
+                problems.add(("deploy", "groups", c),
+                             f"group {c!r} is named like component {c!r}, which is not in it; add "
+                             "the component to the group or rename the group")
+            else:
+                out[c] = [c]  # left out of every group: deployed alone
+    # order services by their first component in the application
+    first = {s: min((names.index(c) for c in ms), default=len(names)) for s, ms in out.items()}
+    return dict(sorted(out.items(), key=lambda kv: first[kv[0]]))
+
+
+def _entries(app: dict[str, Component], services: dict[str, list[str]], host: dict[str, str],
+             targets: list[tuple[Loc, str]], problems: _Problems) -> dict[str, str]:
+    """The component each deployed service is entered at; one per service (see module doc)."""
+    seen: dict[str, tuple[str, Loc]] = {}
+
+    def note(svc: str, comp: str, loc: Loc) -> None:
+        if svc not in seen:
+            seen[svc] = (comp, loc)
+        elif seen[svc][0] != comp:
+            first, where = seen[svc]
+            problems.add(loc, f"service {svc!r} would be entered at both {first!r} (from "
+                         f"{_dotted_loc(where)}) and {comp!r}; until the simulator runs component "
+                         f"entry points, enter each deployed service at one component (deploy "
+                         f"{comp!r} on its own, or reach it through {first!r})")
+
+    for loc, comp in targets:
+        note(host[comp], comp, loc)
+    for name, comp in app.items():
+        for i, call in enumerate(comp.calls):
+            if call.service in host and host[call.service] != host[name]:
+                note(host[call.service], call.service, ("app", name, "calls", i))
+    entry: dict[str, str] = {}
+    for svc, members in services.items():
+        if svc in seen:
+            entry[svc] = seen[svc][0]
+            continue
+        called = {c.service for m in members for c in app[m].calls if c.service in members}
+        roots = [m for m in members if m not in called]
+        entry[svc] = (roots or members)[0]
+    return entry
+
+
+def _dotted_loc(loc: Loc) -> str:
+    from .load import _dotted
+
+    return _dotted(loc)
+
+
+def _tree(app: dict[str, Component], comp: str, members: set[str]) -> Node:
+    calls = tuple((c.probability, _tree(app, c.service, members))
+                  for c in app[comp].calls if c.service in members)
+    return (comp, calls)
+
+
+def _remote_calls(app: dict[str, Component], entry: str, members: set[str],
+                  host: dict[str, str]) -> list[tuple[str, float, Call, Loc]]:
+    """Calls leaving the service from the in-process tree of ``entry``, in execution order:
+    (target service, probability along the path, the call as written, where written)."""
+    out: list[tuple[str, float, Call, Loc]] = []
+
+    def walk(comp: str, p: float) -> None:
+        for i, call in enumerate(app[comp].calls):
+            if call.service in members:
+                walk(call.service, p * call.probability)
+            else:
+                out.append((host[call.service], p * call.probability, call,
+                            ("app", comp, "calls", i)))
+
+    walk(entry, 1.0)
+    return out
+
+
+def _largest(values: Iterable[int | None]) -> int | None:
+    vs = [v for v in values if v is not None]
+    return max(vs) if vs else None
+
+
+def _compile_service(name: str, members: list[str], app: dict[str, Component], deploy: Deploy,
+                     plan: Deployment, problems: _Problems) -> Service:
+    comps = [app[m] for m in members]
+    entry = plan.entry[name]
+    over = dict(deploy.services.get(name) or {})
+    where = ("deploy", "services", name)
+    for key in FROM_APP:
+        if key in over:
+            problems.add((*where, key), f"{key} of a deployed service comes from its components "
+                         f"({', '.join(members)}); set it under app")
+            del over[key]
+    limit = over.pop("memory_limit", None)
+    member_set = set(members)
+    calls: list[Call] = []
+    targets: dict[str, Loc] = {}
+    for target, p, call, loc in _remote_calls(app, entry, member_set, plan.host):
+        if target in targets:
+            problems.add(loc, f"service {name!r} would call {target!r} twice in one visit (also "
+                         f"from {_dotted_loc(targets[target])}); until the simulator runs "
+                         "component programs, a deployed service calls each other service once")
+            continue
+        targets[target] = loc
+        # the call's own keys (timeout, retry, ...) travel with it; in-process calls ignore them
+        calls.append(call.model_copy(update={"service": target, "probability": p}))
+    limits = [c.memory.limit for c in comps]
+    if limit is None and all(x is not None for x in limits):
+        limit = deploy.runtime_memory + sum(limits)  # type: ignore[arg-type]
+    memory = Memory(
+        base=deploy.runtime_memory + sum(c.memory.base for c in comps),
+        per_request=sum(c.memory.per_request for c in comps),
+        per_connection=sum(c.memory.per_connection for c in comps),
+        limit=limit,
+    )
+    failures = None
+    rates = [1.0 / c.failures.mean_time_to_failure for c in comps if c.failures is not None]
+    if rates:  # independent exponential failures of the members: the first one downs all
+        failures = Failures(mean_time_to_failure=1.0 / sum(rates))
+    balancer = app[entry].balancer or next((c.balancer for c in comps if c.balancer), "round_robin")
+    work = ComponentWork(
+        entry=entry,
+        tree=_tree(app, entry, member_set),
+        works={m: app[m].service_time for m in members},
+        in_process_call=deploy.in_process_call,
+        serialization=deploy.serialization,
+    )
+    fields: dict[str, Any] = {
+        "replicas": _largest(c.replicas for c in comps) or 1,
+        "workers": _largest(c.workers for c in comps) or 1,
+        "queue": _largest(c.queue for c in comps),
+        "balancer": balancer,
+        "failures": failures,
+        "calls": calls,
+        "memory": memory,
+    }
+    if "price" in Service.model_fields:
+        fields["price"] = deploy.price
+    fields.update(over)
+    try:
+        svc = Service.model_validate(fields)
+    except ValidationError as exc:
+        problems.pydantic(exc, where)
+        svc = Service.model_validate({k: v for k, v in fields.items() if k not in over})
+    return svc.model_copy(update={"service_time": work})
+
+
+def _is_compiled(svc: Any) -> bool:
+    """A service :func:`expand` made (seen again when a compiled scenario is dumped and reloaded)."""
+    st = svc.get("service_time") if isinstance(svc, Mapping) else getattr(svc, "service_time", None)
+    if isinstance(st, Mapping):
+        return st.get("dist") == WORK
+    return isinstance(st, ComponentWork)
+
+
+def _as_plain(value: Any) -> Any:
+    from pydantic import BaseModel
+
+    if isinstance(value, BaseModel):
+        return value.model_dump(by_alias=True)
+    return value
+
+
+# -- the entry point ------------------------------------------------------------------------
+def expand(data: Mapping[str, Any], source: str | None = None,
+           positions: Mapping[Loc, Any] | None = None) -> dict[str, Any]:
+    """Compile ``app`` and ``deploy`` into ``services``; other scenarios come back unchanged.
+
+    Returns a new dict (``data`` is not modified) whose ``services`` are checked
+    :class:`~simsys.spec.model.Service` objects with :class:`ComponentWork` service times,
+    whose workload targets, links, Chaos Monkey targets and faults name deployed services, and
+    whose ``app`` and ``deploy`` are the checked models.
+
+    Raises
+    ------
+    ScenarioError
+        Every problem of ``app`` and ``deploy``, each with its field path and file position.
+
+    Examples
+    --------
+    >>> d = expand({"app": {"web": {"calls": ["db"]}, "db": {}}, "deploy": "monolith",
+    ...             "workload": [{"type": "poisson", "rate": 1, "target": "db"}]})
+    >>> list(d["services"]), d["workload"][0]["target"]
+    (['monolith'], 'monolith')
+    """
+    if data.get("app") is None and data.get("deploy") is None:  # None: a dumped Scenario's
+        return dict(data)
+    problems = _Problems(data, source, positions or {})
+    if data.get("app") is None:
+        problems.add(("deploy",), "deploy needs an app: to deploy (app: {component: {...}})")
+        problems.raise_if_any()
+    if data.get("deploy") is None:
+        problems.add(("app",), "required key deploy is missing: give deploy: monolith, "
+                     "microservices or {groups: {service: [component, ...]}}")
+        problems.raise_if_any()
+    raw_app = _as_plain(data["app"])
+    valid: dict[str, Component] = {}  # the components that are sound on their own
+    if not isinstance(raw_app, Mapping):
+        problems.add(("app",), f"expected a mapping of components, got {raw_app!r}")
+        raw_app = {}
+    for name, raw in raw_app.items():  # one by one, so the valid ones are checked further
+        try:
+            valid[str(name)] = Component.model_validate(_as_plain(raw))
+        except ValidationError as exc:
+            problems.pydantic(exc, ("app", name))
+    try:
+        deploy = Deploy.model_validate(_as_plain(data["deploy"]))
+    except ValidationError as exc:
+        problems.pydantic(exc, ("deploy",))
+        deploy = None
+    services_in = data.get("services") or {}
+    user_services = ([k for k, v in services_in.items() if not _is_compiled(v)]
+                     if isinstance(services_in, Mapping) else ["?"])
+    if user_services:
+        problems.add(("services",), "give services or app, not both: deploy places the app's "
+                     "components in services (set a deployed service's replicas, workers or queue "
+                     "under deploy.services.<name>)")
+    # Go as far as the valid parts allow, so that every problem is reported at once.
+    components = [k for k in raw_app if isinstance(k, str)] if isinstance(raw_app, Mapping) else []
+    if isinstance(raw_app, Mapping) and not raw_app:
+        problems.add(("app",), "expected at least one component")
+    if valid:
+        _check_app(valid, components, problems)
+    services = _plan(components, deploy, problems) if deploy is not None and components else {}
+    host = {c: s for s, ms in services.items() for c in ms}
+    names = ", ".join(components)
+    out = dict(data)
+
+    # workload targets: components, or deployed services
+    workload = [dict(w) if isinstance(w, Mapping) else w for w in (data.get("workload") or [])]
+    targets: list[tuple[Loc, str]] = []
+    for i, w in enumerate(workload):
+        if not isinstance(w, dict) or not isinstance(w.get("target"), str) or not components:
+            continue  # the model reports it
+        t = w["target"]
+        if t in host:
+            targets.append((("workload", i, "target"), t))
+            w["target"] = host[t]
+        elif t not in services and t not in components:
+            problems.add(("workload", i, "target"), f"unknown component {t!r}; components are: {names}")
+    problems.raise_if_any()
+    assert deploy is not None
+    app = valid
+    entry = _entries(app, services, host, targets, problems)
+    plan = Deployment(deploy.style, services, host, entry)
+    for name in deploy.services:
+        if name not in services:
+            problems.add(("deploy", "services", name),
+                         f"no deployed service {name!r}; this deployment has: {', '.join(services)}")
+    compiled = {name: _compile_service(name, members, app, deploy, plan, problems)
+                for name, members in services.items()}
+    if "links" in data:
+        out["links"] = _links(data["links"], plan, names, problems)
+    problems.raise_if_any()
+    out["services"] = compiled
+    if "workload" in data:
+        out["workload"] = workload
+    _rename_chaos(out, plan)
+    out["app"] = app
+    out["deploy"] = deploy
+    return out
+
+
+def _check_app(app: dict[str, Component], names: list[str], problems: _Problems) -> None:
+    known = ", ".join(names)
+    for name in names:
+        if _bad_name(name):
+            problems.add(("app", name), f"{name!r} cannot be a component name (reserved or empty)")
+    for name, comp in app.items():
+        seen: set[str] = set()
+        for i, call in enumerate(comp.calls):
+            if call.service not in names:
+                problems.add(("app", name, "calls", i),
+                             f"calls unknown component {call.service!r}; components are: {known}")
+            elif call.service in seen:
+                problems.add(("app", name, "calls", i),
+                             f"{call.service!r} is called twice; call each component once "
+                             "(use probability for optional calls)")
+            seen.add(call.service)
+    cycle = _find_cycle({n: [c.service for c in app[n].calls] for n in app})
+    if cycle:
+        problems.add(("app", cycle[0], "calls"), "calls form a cycle: "
+                     + " -> ".join(cycle + [cycle[0]]) + " (a request would wait for itself)")
+
+
+def _links(links: Any, plan: Deployment, names: str, problems: _Problems) -> Any:
+    """Link keys naming components name their deployed services; in-process pairs are dropped
+    (calls inside a service cross no link)."""
+    if not isinstance(links, Mapping):
+        return links
+    out: dict[str, Any] = {}
+    where: dict[str, str] = {}
+    for key, value in links.items():
+        if key == "default" or not isinstance(key, str):
+            out[key] = value
+            continue
+        parts = [p.strip() for p in key.split("->")]
+        if len(parts) != 2:
+            out[key] = value  # the model reports it
+            continue
+        source, target = parts
+        ends = []
+        for end in (source, target):
+            if end == CLIENT and end == source:
+                ends.append(end)
+                continue
+            resolved = plan.resolve(end)
+            if resolved is None:
+                problems.add(("links", key), f"unknown component {end!r}; components are: {names}")
+            ends.append(resolved)
+        if None in ends:
+            continue
+        if ends[0] == ends[1]:
+            continue  # in-process in this deployment
+        new = f"{ends[0]}->{ends[1]}"
+        if new in out and _as_plain(out[new]) != _as_plain(value):
+            problems.add(("links", key), f"links {where[new]!r} and {key!r} are both the link "
+                         f"{new!r} in this deployment, with different settings")
+            continue
+        out[new] = value
+        where[new] = key
+    return out
+
+
+def _rename_chaos(out: dict[str, Any], plan: Deployment) -> None:
+    """Chaos Monkey targets, faults and probes may name components: they act on their service."""
+    def rename(name: Any) -> Any:
+        if not isinstance(name, str):
+            return name
+        if "->" in name:
+            a, _, b = (p.strip() for p in name.partition("->"))
+            return f"{plan.resolve(a) or a}->{plan.resolve(b) or b}"
+        return plan.resolve(name) or name
+
+    chaos = out.get("chaos")
+    if isinstance(chaos, Mapping) and isinstance(chaos.get("monkey"), Mapping):
+        monkey = dict(chaos["monkey"])
+        if isinstance(monkey.get("targets"), list):
+            monkey["targets"] = list(dict.fromkeys(rename(t) for t in monkey["targets"]))
+        out["chaos"] = {**chaos, "monkey": monkey}
+
+    def faults(items: Any) -> Any:
+        if not isinstance(items, list):
+            return items
+        new = []
+        for f in items:
+            if isinstance(f, Mapping):
+                f = dict(f)
+                if "target" in f:
+                    f["target"] = rename(f["target"])
+                if isinstance(f.get("groups"), list):
+                    f["groups"] = [list(dict.fromkeys(rename(x) for x in g)) if isinstance(g, list)
+                                   else g for g in f["groups"]]
+            new.append(f)
+        return new
+
+    if "faults" in out:
+        out["faults"] = faults(out["faults"])
+    exp = out.get("experiment")
+    if isinstance(exp, Mapping):
+        exp = dict(exp)
+        if "method" in exp:
+            exp["method"] = faults(exp["method"])
+        ssh = exp.get("steady-state-hypothesis")
+        if isinstance(ssh, Mapping) and isinstance(ssh.get("probes"), list):
+            probes = []
+            for p in ssh["probes"]:
+                if isinstance(p, Mapping) and isinstance(p.get("metric"), str):
+                    parts = p["metric"].split(".")
+                    if parts[0] == "services" and len(parts) > 2:
+                        parts[1] = rename(parts[1])
+                        p = {**p, "metric": ".".join(parts)}
+                probes.append(p)
+            exp["steady-state-hypothesis"] = {**ssh, "probes": probes}
+        out["experiment"] = exp
+
+
+# -- reading a compiled scenario back -------------------------------------------------------
+def deployment(spec: Any) -> Deployment | None:
+    """Where each component of a scenario's app runs; None for a scenario without ``app``.
+
+    Examples
+    --------
+    >>> d = deployment({"app": {"web": {"calls": ["db"]}, "db": {}}, "deploy": "microservices"})
+    >>> d.host
+    {'web': 'web', 'db': 'db'}
+    """
+    s = _scenario(spec)
+    if s.app is None:
+        return None
+    problems = _Problems({}, None, {})
+    services = _plan(list(s.app), s.deploy, problems)
+    host = {c: n for n, ms in services.items() for c in ms}
+    entry = {n: svc.service_time.entry for n, svc in s.services.items()
+             if isinstance(svc.service_time, ComponentWork)}
+    return Deployment(s.deploy.style, services, host, entry)
+
+
+def _scenario(spec: Any) -> Scenario:
+    from .load import load
+
+    return load(spec)
+
+
+def app_graph(spec: Any) -> nx.DiGraph:
+    """The logical application: one node per component, one edge per call, whatever the
+    deployment (``simsys.build_graph`` gives the deployed services).
+
+    Node attributes: ``kind="component"``, ``service`` (the deployed service it runs in),
+    ``service_time``, ``memory``, ``replicas``, ``workers``, ``queue`` (as the component asks,
+    None when unset). Edge attributes: ``order``, ``probability``, ``local`` (True for an
+    in-process call in this deployment). ``G.graph`` holds ``name``, ``style`` and
+    ``services`` (deployed service -> components).
+
+    Examples
+    --------
+    >>> G = app_graph({"app": {"web": {"calls": ["db"]}, "db": {}}, "deploy": "monolith"})
+    >>> G.edges["web", "db"]["local"], G.nodes["db"]["service"]
+    (True, 'monolith')
+    """
+    import networkx as nx
+
+    s = _scenario(spec)
+    if s.app is None:
+        raise ScenarioError([Problem("app", "this scenario has no app: (it describes services)")])
+    plan = deployment(s)
+    assert plan is not None
+    G = nx.DiGraph(name=s.name, style=plan.style, services=plan.services)
+    for name, comp in s.app.items():
+        G.add_node(name, kind="component", service=plan.host[name], service_time=comp.service_time,
+                   memory=comp.memory, replicas=comp.replicas, workers=comp.workers,
+                   queue=comp.queue)
+    for name, comp in s.app.items():
+        for order, call in enumerate(comp.calls):
+            G.add_edge(name, call.service, order=order, probability=call.probability,
+                       local=plan.host[name] == plan.host[call.service])
+    return G
+
+
+__all__ = [
+    "Component",
+    "ComponentWork",
+    "Deploy",
+    "Deployment",
+    "app_graph",
+    "deployment",
+    "expand",
+    "named_rng",
+]
