@@ -195,11 +195,18 @@ class _LazyBar:
                 return
             from tqdm import tqdm
 
+            try:
+                width, height = os.get_terminal_size(sys.stderr.fileno())
+            except (OSError, ValueError):
+                width = height = 0
+            # a terminal that reports no size (0×0, e.g. some ptys) would get no bar from tqdm
             self.bar = tqdm(total=self.total, unit="sim s", desc=self.desc, file=sys.stderr,
-                            leave=False, dynamic_ncols=True,
+                            leave=False, ncols=min(width or 80, 100), nrows=height or 24,
+                            initial=now,
                             bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.4g}/{total:.4g} "
                             "sim s [{elapsed}<{remaining}]")
-        self.bar.update(now - self.bar.n)
+        else:
+            self.bar.update(now - self.bar.n)
 
     def close(self) -> None:
         if self.bar is not None:
