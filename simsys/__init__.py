@@ -27,13 +27,18 @@ _LAZY = {
     "load": "simsys.spec.load",
     "Scenario": "simsys.spec.model",
     "build_graph": "simsys.topology",
+    "app_graph": "simsys.spec.app",
+    "compare": "simsys.compare",
+    "Comparison": "simsys.compare",
     "Sweep": "simsys.sweep",
     "sweep": "simsys.sweep",
 }
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time these come from __getattr__
+    from .compare import Comparison, compare
     from .result import Result
     from .runner import run
+    from .spec.app import app_graph
     from .spec.load import load
     from .spec.model import Scenario
     from .sweep import Sweep, sweep
@@ -55,13 +60,16 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "BuildError",
+    "Comparison",
     "Result",
     "Scenario",
     "ScenarioError",
     "SimsysError",
     "Sweep",
     "__version__",
+    "app_graph",
     "build_graph",
+    "compare",
     "load",
     "run",
     "sweep",
