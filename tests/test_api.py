@@ -27,8 +27,10 @@ def documented_names() -> set[str]:
 def test_all_matches_the_documented_names():
     exported = set(simsys.__all__) - {"__version__"}
     documented = documented_names()
-    assert exported - documented == set(), "exported but not documented in README.md's API list"
-    assert documented - exported == set(), "documented in README.md but not in simsys.__all__"
+    assert exported - documented == set(), (
+        "exported but not documented: add a line to the <!-- api --> list of README.md")
+    assert documented - exported == set(), (
+        "documented in README.md's <!-- api --> list but not in simsys.__all__")
 
 
 def test_all_has_no_duplicates_and_each_name_is_importable():

@@ -209,7 +209,9 @@ def test_every_choice_is_documented():
     words = set(re.findall(r"[\w-]+", text))
     choices = set().union(*(_model_choices(m) for m in _documented_models()))
     missing = sorted(choices - words)
-    assert not missing, f"values without a mention in scenarios/README.md: {missing}"
+    assert not missing, (
+        f"values without a mention in scenarios/README.md: {missing}; append a section "
+        "for the feature, with an example")
 
 
 def test_every_scenario_key_is_documented():
@@ -217,7 +219,9 @@ def test_every_scenario_key_is_documented():
     written = set(re.findall(r"[\w-]+(?=\s*:)", text)) | set(re.findall(r"`([\w-]+)`", text))
     keys = set().union(*(_model_keys(m) for m in _documented_models()))
     missing = sorted(keys - written)
-    assert not missing, f"scenario keys without an example in scenarios/README.md: {missing}"
+    assert not missing, (
+        f"scenario keys without an example in scenarios/README.md: {missing}; append a "
+        "section for the feature, with an example of each key")
 
 
 BASE_SERVICES = ("gateway", "catalog", "cart", "payments", "search", "db", "chat", "web")
