@@ -12,7 +12,7 @@ import datetime as dt
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, model_validator
+from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, model_validator
 
 from .distributions import Constant, Distribution, NonNegDuration, PosDuration
 from .model_base import Fraction, Strict
@@ -48,8 +48,9 @@ class HealthCheck(Strict):
 
 
 class Backoff(Strict):
-    """Crash-loop back-off: the k-th restart in a streak waits ``initial × multiplier^(k-1)``,
-    capped at ``max`` (as Kubernetes' CrashLoopBackOff)."""
+    """Crash-loop back-off (as Kubernetes' CrashLoopBackOff): the restart after a streak's
+    first failure waits only the restart time; the restart after its k-th repeat failure
+    (k = 1, 2, …) waits ``initial × multiplier^(k-1)`` more, capped at ``max``."""
 
     initial: NonNegDuration = 10.0
     multiplier: float = Field(2.0, ge=1.0)
@@ -62,7 +63,10 @@ class Recovery(Strict):
     Detection is either a fixed delay (``detection``) or health checks (``health_check``).
     Crash-loop handling is opt-in: with ``backoff`` (or ``max_restarts``, which implies the
     default back-off) a replica that fails again within ``reset_after`` of its last recovery
-    waits longer before each restart, and after ``max_restarts`` such restarts it stays down.
+    continues a streak and waits longer before each restart; a failure later than that starts
+    a new streak. A streak gets at most ``max_restarts`` restarts, its first one included: the
+    failure after the last of them leaves the replica down for the rest of the run (its
+    incident's ``recovered_at`` stays NaN; ``max_restarts: 0`` never restarts).
     """
 
     detection: NonNegDuration | None = None
@@ -278,3 +282,22 @@ class Experiment(Strict):
     steady_state_hypothesis: Hypothesis = Field(alias="steady-state-hypothesis")
     method: list[Fault] = Field(min_length=1)
     rollbacks: list[Rollback] = Field(default_factory=list)
+
+    @field_validator("method")
+    @classmethod
+    def _room_before(cls, method: list[Any], info: ValidationInfo) -> list[Any]:
+        # The "before" check looks at the window that ends when the first action starts; with
+        # less room than that (an action at 0s, the default) it sees no requests and the
+        # experiment would fail every time, saying nothing about the fault.
+        hypothesis = info.data.get("steady_state_hypothesis")
+        if hypothesis is None:
+            return method
+        window = max(p.window for p in hypothesis.probes)
+        first = min(a.at for a in method)
+        if first < window:
+            raise ValueError(
+                f"the first action starts at {first:g}s, but the steady state is checked over "
+                f"the {window:g}s before it (the longest probe window); start it at "
+                f"{window:g}s or later"
+            )
+        return method
