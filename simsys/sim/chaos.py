@@ -117,6 +117,12 @@ class ChaosMonkey:
              (day + 1, offset, workday_no + (1 if is_workday else 0)))
 
     def _workday_kill(self, ev: Any) -> None:
+        """A drawn kill, unless too soon after the group's previous one.
+
+        Spacing counts workdays: a kill fewer than ``min_workdays_between_kills`` workdays
+        after the previous kill is skipped; exactly that many workdays later it goes ahead only
+        at or after the previous kill's time of day (the same minute counts as a full gap).
+        """
         group, workday_no, time_of_day = ev.arg
         last = self.last_kill.get(group)
         if last is not None:
