@@ -27,8 +27,8 @@ GOOD = {
             "probes": [{"name": "ok", "metric": "error_rate", "tolerance": [0, 0.01]}],
         },
         "method": [{"name": "slow", "kind": "latency", "target": "gateway->db", "delay": "5ms",
-                    "at": 20}],
-        "rollbacks": [{"at": 40, "ends": "slow"}],
+                    "at": 30}],
+        "rollbacks": [{"at": 50, "ends": "slow"}],
     },
 }
 
@@ -70,6 +70,8 @@ def test_the_good_scenario_loads_and_runs():
          ["end_hour"]),
         ("faults.0.mode", "fixed", "faults[0]", ["value"]),
         ("recovery", {"detection": 5, "health_check": {}}, "recovery", ["detection", "health_check"]),
+        # The steady state is checked over the window before the first action: it needs room.
+        ("experiment.method.0.at", 0, "experiment.method", ["starts at 0s", "30s or later"]),
     ],
 )
 def test_load_names_the_field(path, value, field, words):
@@ -112,7 +114,7 @@ experiment:
     probes:
       - {name: ok, metric: error_rate, tolerance: 1%}
   method:
-    - {kind: crash, target: db, at: 10}
+    - {kind: crash, target: db, at: 30}
 """
 
 

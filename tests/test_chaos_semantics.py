@@ -336,6 +336,26 @@ def test_memory_leak_reaches_the_limit_and_is_oom_killed():
     assert r.summary()["services"]["m"]["memory_peak"] <= 200e6 + 1
 
 
+def test_requests_held_by_an_oom_killed_replica_fail_with_cause_oom():
+    spec = one_replica([{"kind": "memory_leak", "target": "m", "rate": "1MB/s", "at": 10,
+                         "duration": 480}],
+                       {"detection": 5, "restart": 20}, memory={"base": "100MB", "limit": "200MB"})
+    spec["services"]["m"].update(workers=100, service_time="3s")
+    spec["workload"] = [{"type": "poisson", "rate": "2/s", "target": "m"}]
+    r = simsys.run(spec, seed=2)
+    df, inc = r.requests, r.incidents
+    assert np.allclose(inc["failed_at"], [110, 235, 360, 485], atol=1e-6)
+    bad = df[df["status"] != "ok"]
+    assert set(bad["cause"]) == {"oom", "unavailable"}
+    oom = bad[bad["cause"] == "oom"]
+    # Held at the kill (ends then) or sent before detection (ends on arrival).
+    for row in oom.itertuples():
+        k = np.searchsorted(inc["failed_at"].to_numpy(), row.end + 1e-6) - 1
+        f, d = inc["failed_at"].iloc[k], inc["detected_at"].iloc[k]
+        assert abs(row.end - f) < 1e-6 or (f <= row.start < d and row.end == row.start), row
+    assert inc["requests_failed"].sum() == len(oom) > 20
+
+
 def test_crash_fault_with_duration_is_a_crash_loop():
     # Crash at 10 for 100 s; detection 5 s, restart 10 s: every restart before 110 s crashes
     # again at once; the one at 115 s stays up.
@@ -362,6 +382,14 @@ def test_crash_loop_backoff_and_max_restarts():
     assert len(inc) == 5
     assert math.isnan(inc["recovered_at"].iloc[-1])   # gave up: stays down to the end
     assert inc["detected_at"].iloc[-1] == inc["failed_at"].iloc[-1] + 5
+
+
+def test_max_restarts_zero_never_restarts():
+    spec = one_replica([{"kind": "crash", "target": "m", "at": 10}],
+                       {"detection": 5, "restart": 10, "max_restarts": 0})
+    inc = simsys.run(spec, seed=1).incidents
+    assert len(inc) == 1 and inc["detected_at"].iloc[0] == 15
+    assert math.isnan(inc["recovered_at"].iloc[0])
 
 
 def test_backoff_is_capped_and_resets_after_a_quiet_spell():
