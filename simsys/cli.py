@@ -39,6 +39,11 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
         "report",
         "Figures and an HTML page from a run or sweep directory.",
     ),
+    "compare": (
+        "simsys.cli_compare",
+        "compare",
+        "Run scenarios side by side over the same seeds and compare them.",
+    ),
 }
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
