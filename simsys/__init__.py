@@ -13,6 +13,8 @@ Public names are imported on first use (PEP 562), so ``import simsys`` — and `
 
 from __future__ import annotations
 
+import sys
+import types
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
@@ -56,6 +58,20 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(__all__)
+
+
+class _Package(types.ModuleType):
+    """``simsys.sweep`` is a function that lives in the module ``simsys.sweep``. Importing a
+    submodule sets it as an attribute of its package; this keeps the function under that name
+    (the module stays reachable through ``sys.modules`` and ``from simsys.sweep import …``)."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if isinstance(value, types.ModuleType) and _LAZY.get(name) == f"{__name__}.{name}":
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 __all__ = [
