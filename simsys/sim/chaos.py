@@ -222,6 +222,8 @@ class Faults:
         self.lifecycle = lifecycle
         self.active: dict[str, bool] = {}
         self.log: list[dict[str, Any]] = []
+        # instance code → {leak fault's name: (bytes per second, leaking since)}
+        self.leaks: dict[int, dict[str, tuple[float, float]]] = {}
         for svc in services.values():
             svc.up_listeners.append(self._on_restart)
 
@@ -262,10 +264,10 @@ class Faults:
         for inst in pick_victims(svc.instances, fault, rng):
             self.lifecycle.fail(inst, "crash", name)
         if fault.duration is not None:
-            self.lifecycle.crash_until[svc.name] = (fault.at + fault.duration, name)
+            self.lifecycle.crash_until.setdefault(svc.name, {})[name] = fault.at + fault.duration
 
     def _end_crash(self, fault: Any, name: str) -> None:
-        self.lifecycle.crash_until.pop(fault.target, None)
+        self.lifecycle.crash_until.get(fault.target, {}).pop(name, None)
 
     # latency / slowdown on a service's work
     def _start_latency(self, fault: Any, name: str) -> None:
@@ -325,23 +327,37 @@ class Faults:
                     _remove(link.faults, name)
                     _rebuild_link(link)
 
-    # memory leak until memory.limit kills the replica
+    # memory leak until memory.limit kills the replica. Each leak fault holds its own bytes:
+    # they add up while faults overlap, and the bytes of a fault are freed when it ends (as
+    # when a memory stressor is stopped). A replica's leaked bytes, Σ rate_f × (now − since_f),
+    # are kept on it as one rate and one start: R × (now − S), R = Σ rate_f, S = Σ rate_f
+    # since_f / R.
     def _start_memory_leak(self, fault: Any, name: str) -> None:
         svc = self.services[fault.target]
         svc.faults.append(("memory_leak", name, fault.rate))
         for inst in svc.instances:
             if inst.up:
-                self._leak(inst, fault.rate)
+                self.leaks.setdefault(inst.code, {})[name] = (fault.rate, self.env.now)
+                self._set_leak(inst)
 
     def _end_memory_leak(self, fault: Any, name: str) -> None:
         svc = self.services[fault.target]
         _remove(svc.faults, name)
         for inst in svc.instances:
-            inst.leak_rate = 0.0
+            if self.leaks.get(inst.code, {}).pop(name, None) is not None and inst.up:
+                self._set_leak(inst)
 
-    def _leak(self, inst: Instance, rate: float) -> None:
-        inst.leak_rate = rate
-        inst.leak_since = self.env.now
+    def _set_leak(self, inst: Instance) -> None:
+        leaks = list(self.leaks.get(inst.code, {}).values())
+        if not leaks:
+            inst.leak_rate = 0.0
+            return
+        if len(leaks) == 1:
+            inst.leak_rate, inst.leak_since = leaks[0]
+        else:
+            total = sum(rate for rate, _ in leaks)
+            inst.leak_rate = total
+            inst.leak_since = sum(rate * since for rate, since in leaks) / total
         self._watch(inst)
 
     def _watch(self, inst: Instance) -> None:
@@ -360,9 +376,12 @@ class Faults:
             self._watch(inst)
 
     def _on_restart(self, inst: Instance) -> None:
-        for kind, _, value in inst.service.faults:
-            if kind == "memory_leak":
-                self._leak(inst, value)
+        # A restarted replica starts clean, then leaks again for every leak fault still on.
+        leaks = {name: (value, self.env.now)
+                 for kind, name, value in inst.service.faults if kind == "memory_leak"}
+        self.leaks[inst.code] = leaks
+        if leaks:
+            self._set_leak(inst)
 
     def _links(self, key: str) -> list[Link]:
         source, _, target = (p.strip() for p in key.partition("->"))

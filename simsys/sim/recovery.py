@@ -39,8 +39,9 @@ class Lifecycle:
         self.incident: dict[int, int] = {}       # instance code → open incident row
         self.streak: dict[int, int] = {}         # restarts in the current crash-loop streak
         self.recovered_at: dict[int, float] = {}
-        # service → (time until which restarted replicas crash again, the fault's name)
-        self.crash_until: dict[str, tuple[float, str]] = {}
+        # service → {crash fault's name: time until which restarted replicas crash again};
+        # one entry per fault, so faults that overlap on a service end independently
+        self.crash_until: dict[str, dict[str, float]] = {}
         hc = spec.health_check
         for svc in services.values():
             for inst in svc.instances:
@@ -145,6 +146,8 @@ class Lifecycle:
         svc.routable = [i for i in svc.instances if i in keep]
         for listener in svc.up_listeners:
             listener(inst)
-        until, cause = self.crash_until.get(svc.name, (-1.0, ""))
-        if until > now:
-            self.fail(inst, "crash", cause)
+        loops = self.crash_until.get(svc.name)
+        if loops:
+            cause, until = max(loops.items(), key=lambda item: item[1])
+            if until > now:
+                self.fail(inst, "crash", cause)

@@ -210,7 +210,9 @@ class SlowdownFault(_Fault):
 
 class MemoryLeakFault(_Fault):
     """Each replica of ``target`` leaks ``rate`` bytes per second until its memory.limit kills
-    it (``oom``); a restarted replica starts clean but leaks again while the fault lasts."""
+    it (``oom``); a restarted replica starts clean but leaks again while the fault lasts. When
+    the fault ends its leaked bytes are freed (as when a memory stressor stops); leaks that
+    overlap add up."""
 
     kind: Literal["memory_leak"]
     target: str
