@@ -368,6 +368,34 @@ def test_crash_fault_with_duration_is_a_crash_loop():
     assert set(inc["cause"]) == {"boom"} and set(inc["kind"]) == {"crash"}
 
 
+def test_overlapping_crash_loops_end_independently():
+    # A loops until 110 s, B from 50 s until 250 s: the end of A must not end B's loop.
+    spec = one_replica([{"name": "A", "kind": "crash", "target": "m", "at": 10, "duration": 100},
+                        {"name": "B", "kind": "crash", "target": "m", "at": 50, "duration": 200}],
+                       {"detection": 5, "restart": 10})
+    inc = simsys.run(spec, seed=1).incidents
+    assert list(inc["failed_at"]) == list(range(10, 250, 15))
+    assert inc["recovered_at"].iloc[-1] == 250
+    assert list(inc["cause"]) == ["A"] * 3 + ["B"] * 13
+
+
+def test_overlapping_memory_leaks_add_up_and_free_their_own_bytes():
+    spec = one_replica(
+        [{"name": "A", "kind": "memory_leak", "target": "m", "rate": "1MB/s", "at": 10,
+          "duration": 100},
+         {"name": "B", "kind": "memory_leak", "target": "m", "rate": "2MB/s", "at": 50,
+          "duration": 100}],
+        {}, duration=200, memory={"base": "100MB", "limit": "1GB"})
+    spec["sample_every"] = 5
+    ts = simsys.run(spec, seed=1).timeseries
+    mem = ts[ts["metric"] == "memory"].set_index("time")["value"] / 1e6
+    expected = {45: 135, 55: 100 + 45 + 10, 105: 100 + 95 + 110,   # both leaking
+                115: 100 + 130, 145: 100 + 190,                     # A over, its bytes freed
+                155: 100}                                           # both over
+    for t, mb in expected.items():
+        assert mem[float(t)] == pytest.approx(mb), t
+
+
 def test_crash_loop_backoff_and_max_restarts():
     # Back-off 10 s × 2^k on top of the 10 s restart for each restart of a crash loop after
     # the first; after max_restarts restarts the replica stays down.
