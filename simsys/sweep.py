@@ -191,15 +191,17 @@ def _init_worker() -> None:
     """Start of each pool worker: ignore Ctrl-C, and exit if the sweep process dies."""
     # Ctrl-C reaches the whole process group; only the parent should react (it saves and stops).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # A worker waits on its task queue forever, even after the sweep was killed (SIGKILL, OOM);
-    # when its parent goes away it is re-parented, and then it leaves too.
+    # A worker waits on its task queue forever, even after the sweep was killed (SIGKILL, OOM),
+    # and the fork server waits for its workers; the parent's sentinel closes when it dies.
+    import multiprocessing as mp
     import threading
 
-    parent = os.getppid()
+    parent = mp.parent_process()
+    if parent is None:
+        return
 
     def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(0.5)
+        parent.join()
         os._exit(1)
 
     threading.Thread(target=watch, name="simsys-sweep-orphan-watch", daemon=True).start()
@@ -219,16 +221,29 @@ class _InlineExecutor(cf.Executor):
 
 
 def _process_pool(workers: int) -> cf.ProcessPoolExecutor:
-    import multiprocessing as mp
+    """A pool of ``workers`` processes, started now (not on first submit).
 
-    # Workers are not forked from this (possibly threaded) process: a fork server, started once,
-    # forks fresh workers cheaply, also when a broken pool is replaced.
-    try:
+    On Linux, a process with no other thread forks its workers: nothing is imported again and
+    start-up costs milliseconds. Forking a process that has threads (a notebook kernel, a Dask
+    client, a progress bar, an earlier pool) is unsafe, so then a fork server, started once per
+    process with simsys preloaded, forks fresh workers; elsewhere workers are spawned.
+    """
+    import multiprocessing as mp
+    import threading
+
+    methods = mp.get_all_start_methods()
+    if sys.platform.startswith("linux") and "fork" in methods and threading.active_count() == 1:
+        ctx = mp.get_context("fork")
+    elif "forkserver" in methods:
         ctx = mp.get_context("forkserver")
         ctx.set_forkserver_preload(["simsys.sweep"])
-    except ValueError:  # no fork server on this platform
+    else:
         ctx = mp.get_context("spawn")
-    return cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker)
+    pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker)
+    # Start the workers before this process makes any thread of its own (the pool's manager
+    # thread, the progress bar's monitor).
+    pool.submit(os.getpid).result()
+    return pool
 
 
 def _stop_pool(pool: cf.Executor) -> None:
@@ -268,10 +283,14 @@ class _Executors:
         self._executor: cf.Executor | None = executor
         self._owned = executor is None
         self._client: Any = None
+        self._connected = False
         self.workers = 1
 
     def connect(self) -> None:
         """Make (or connect) the executor now; an unreachable scheduler is a ScenarioError."""
+        if self._connected:
+            return
+        self._connected = True
         if self._executor is not None:
             self.workers = self._count_workers(self._executor)
             return
@@ -660,7 +679,8 @@ def precise_enough(values: Sequence[Any], precision: float, confidence: float = 
 def t_quantile(confidence: float, df: Any) -> Any:
     """Two-sided Student t quantile: ``P(|T| ≤ q) = confidence`` with ``df`` degrees of freedom.
 
-    scipy.stats when installed; otherwise Hill's (1970) algorithm 396 (relative error < 1e-4).
+    scipy's ``stdtrit`` (what ``scipy.stats.t.ppf`` uses; scipy.special imports in a third of
+    the time) when installed; otherwise Hill's (1970) algorithm 396 (relative error < 1e-4).
     ``df`` may be an array; ``df < 1`` gives NaN.
 
     >>> round(float(t_quantile(0.95, 9)), 3)
@@ -668,12 +688,12 @@ def t_quantile(confidence: float, df: Any) -> Any:
     """
     dfa = np.asarray(df, dtype=float)
     try:
-        from scipy.stats import t as student_t
+        from scipy.special import stdtrit
     except ImportError:
         out = np.vectorize(lambda d: _hill(1.0 - confidence, d), otypes=[float])(dfa)
     else:
         with np.errstate(invalid="ignore"):
-            out = student_t.ppf(0.5 + confidence / 2.0, np.where(dfa >= 1, dfa, np.nan))
+            out = np.asarray(stdtrit(np.where(dfa >= 1, dfa, np.nan), 0.5 + confidence / 2.0))
     out = np.where(dfa >= 1, out, np.nan)
     return out if out.ndim else float(out)
 
@@ -1115,15 +1135,19 @@ def sweep(
     plan = _Plan(len(points), replications, done, precision, metric, batch, max_replications, confidence)
     writer = _PartWriter(directory / "runs" if directory is not None else None, flush_every)
     shown = _column_values(keys, points)
-    bar = _Bar(progress, plan.total, skipped, sum(1 for row in done.values() if row.get("status") != "ok"))
     completed = False
+    bar = None
     try:
+        if plan.queue:
+            executors.connect()  # before the progress bar's thread: workers may be forked
+        bar = _Bar(progress, plan.total, skipped, sum(1 for row in done.values() if row.get("status") != "ok"))
         _drive(plan, executors, writer, bar, points, point_keys, shown, base, seed_of, before_run, collect)
         completed = True
     finally:
         writer.flush()
         executors.close(abort=not completed)
-        bar.close()
+        if bar is not None:
+            bar.close()
         meta["status"] = "complete" if completed else "interrupted"
         if completed:
             meta["replications_per_point"] = list(plan.target)
