@@ -150,7 +150,7 @@ def sweep(
         )
     except ScenarioError as exc:
         for problem in exc.problems:
-            click.echo(f"error: {problem}", err=True)
+            click.echo(str(problem), err=True)
         sys.exit(2)
     except KeyboardInterrupt:
         where = f"; the finished runs are saved in {out}: run the same command again to finish" if out else ""

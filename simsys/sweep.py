@@ -614,6 +614,9 @@ class _Plan:
         )
         self.metric_checked = False
         if precision is not None:
+            first_ok = next((row for row in done.values() if row.get("status") == "ok"), None)
+            if first_ok is not None:
+                self._check_metric(first_ok)
             for p in range(n_points):
                 self._advance(p)
 
@@ -629,12 +632,15 @@ class _Plan:
         if self.precision is None:
             return
         if not self.metric_checked and row.get("status") == "ok":
-            if self.metric not in row:
-                figures = sorted(k for k in row if k not in (*BOOK, "point_key"))
-                raise ScenarioError([Problem("metric", f"{self.metric!r} is not a figure of the "
-                                             f"run summary; figures are: {', '.join(figures)}")])
-            self.metric_checked = True
+            self._check_metric(row)
         self._advance(p)
+
+    def _check_metric(self, row: Mapping[str, Any]) -> None:
+        if self.metric not in row:
+            figures = sorted(k for k in row if k not in (*BOOK, "point_key") and "." in k or k in HEADLINE)
+            raise ScenarioError([Problem("metric", f"{self.metric!r} is not a figure of the "
+                                         f"run summary; figures are: {', '.join(figures)}")])
+        self.metric_checked = True
 
     def precise(self, p: int) -> bool:
         values = [self.done[(p, r)].get(self.metric) for r in range(self.target[p])]
@@ -832,7 +838,7 @@ class Sweep:
         long = long.sort_values(["point", "metric"], key=lambda s: s.map(order) if s.name == "metric" else s,
                                 kind="stable", ignore_index=True)
         for key in reversed(self.grid_keys):
-            long.insert(1, key, [shown[p][key] for p in long["point"]])
+            long.insert(1, key, _grid_column([shown[p][key] for p in long["point"]], long.index))
         if not wide:
             return long
         index_cols = self.grid_keys or ["point"]
@@ -888,10 +894,7 @@ class Sweep:
         """
         metrics = list(metrics) if metrics is not None else self.headline()
         long = self.table(metrics, confidence=confidence)
-        cells = [
-            "-" if math.isnan(m) else (f"{m:.4g}" if math.isnan(h) else f"{m:.4g} ± {h:.2g}")
-            for m, h in zip(long["mean"], long["half_width"], strict=True)
-        ]
+        cells = [_mean_pm(m, h) for m, h in zip(long["mean"], long["half_width"], strict=True)]
         long = long.assign(cell=cells)
         out = long.pivot(index="point", columns="metric", values="cell")[metrics]
         counts = self.runs.groupby("point")["status"].agg(
@@ -899,7 +902,7 @@ class Sweep:
         out = out.join(counts.reindex(out.index, fill_value=0))
         shown = _column_values(self.grid_keys, self.points)
         for key in reversed(self.grid_keys):
-            out.insert(0, key, [shown[p][key] for p in out.index])
+            out.insert(0, key, _grid_column([shown[p][key] for p in out.index], out.index))
         out.columns.name = None
         return out
 
@@ -942,6 +945,34 @@ class Sweep:
         return f"<p>{head}</p>" + self.overview().to_html(escape=True)
 
 
+def _grid_column(values: list[Any], index: pd.Index) -> pd.Series:
+    """A grid key's values as a column; where some points lack the key, None stays None."""
+    missing = any(v is None for v in values)
+    return pd.Series(values, index=index, dtype=object if missing else None)
+
+
+def _decimals(x: float, digits: int) -> int | None:
+    """Decimals that show ``x`` with ``digits`` significant digits, None if that needs an exponent."""
+    if x == 0 or not math.isfinite(x):
+        return 0
+    if not 1e-6 <= abs(x) < 1e9:
+        return None
+    return max(0, digits - 1 - math.floor(math.log10(abs(x))))
+
+
+def _mean_pm(mean: float, half: float) -> str:
+    """``12.34 ± 0.56``: the half-width to two digits, the mean to the same decimals."""
+    if math.isnan(mean):
+        return "-"
+    if math.isnan(half) or half == 0:
+        d = _decimals(mean, 4)
+        return f"{mean:.4g}" if d is None else f"{mean:.{d}f}" + ("" if math.isnan(half) else " ± 0")
+    d = _decimals(half, 2)
+    if d is None or _decimals(mean, 4) is None:
+        return f"{mean:.4g} ± {half:.2g}"
+    return f"{mean:.{d}f} ± {half:.{d}f}"
+
+
 def _finish_frame(rows: Iterable[dict[str, Any]], keys: list[str], points: list[dict[str, Any]]) -> pd.DataFrame:
     """Rows → the ``Sweep.runs`` frame: ordered columns, sorted by point and replication."""
     index = {_point_key(p): i for i, p in enumerate(points)}
@@ -953,7 +984,7 @@ def _finish_frame(rows: Iterable[dict[str, Any]], keys: list[str], points: list[
             df[col] = pd.Series([None] * len(df), dtype=object)
     df["point"] = df["point_key"].map(index).astype("int64")
     for key in keys:
-        df[key] = [shown[p][key] for p in df["point"]]
+        df[key] = _grid_column([shown[p][key] for p in df["point"]], df.index)
     figures = [c for c in df.columns if c not in (*BOOK, *keys, "point_key")]
     for col in figures:  # a figure None in every row is still a number column (all NaN)
         if df[col].dtype == object and df[col].isna().all():
