@@ -123,7 +123,6 @@ HEADLINE = ("requests.total", "throughput", "error_rate", "latency.mean", "laten
 
 Grid = Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]] | None
 Progress = bool | Callable[[int, int, int], None] | None
-Key = tuple[str, int]  # (point_key, replication)
 
 
 # -- seeds --------------------------------------------------------------------------------------
