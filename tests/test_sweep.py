@@ -359,3 +359,28 @@ def test_scenario_file_and_scenario_object_sweep_alike(tmp_path):
 def test_public_names():
     assert simsys.sweep is sweep and simsys.Sweep is Sweep
     assert simsys.sweep.load_sweep is load_sweep
+
+
+def request_count(result) -> dict:
+    """collect hook: a figure computed from the per-request table, in the worker."""
+    return {"extra.slow_requests": int((result.requests["latency"] > 0.05).sum())}
+
+
+def test_collect_adds_figures_from_the_result():
+    sw = sweep(tiny(), {"services.web.workers": [1, 2]}, replications=2, jobs=1, collect=request_count,
+               progress=False)
+    assert "extra.slow_requests" in sw.metrics
+    slow = sw.table("extra.slow_requests")["mean"].tolist()
+    assert slow[0] > slow[1]  # one worker queues more
+
+
+def test_cli_grid_values_are_yaml():
+    from simsys.cli_sweep import _grid_values, _precision
+
+    assert _grid_values("services.web.workers=1,2, 3") == ("services.web.workers", [1, 2, 3])
+    assert _grid_values("a.b=5min,10min") == ("a.b", ["5min", "10min"])
+    assert _grid_values("services.web.service_time=[{dist: constant, value: 1ms}, 2ms]") == (
+        "services.web.service_time", [{"dist": "constant", "value": "1ms"}, "2ms"])
+    assert _precision("5%") == pytest.approx(0.05) and _precision("0.1") == 0.1
+    with pytest.raises(ScenarioError):
+        _precision("lots")
