@@ -1157,7 +1157,7 @@ def sweep(
 
     # Earlier runs in OUT (resume).
     done: dict[tuple[int, int], dict[str, Any]] = {}
-    directory = Path(out) if out is not None else None
+    directory = Path(out).expanduser() if out is not None else None
     if directory is not None:
         done = _prepare_directory(directory, meta, index, seed_of, retry_errors)
     skipped = len(done)
