@@ -288,7 +288,5 @@ def test_timeseries_of_a_saturated_server():
     assert r.summary()["services"]["web"]["memory_peak"] == 103e6
 
 
-@pytest.mark.xfail(strict=True, reason="the sample at t = duration is scheduled but never taken: "
-                   "env.run(until=duration) stops before events of that instant")
 def test_timeseries_includes_the_last_instant():
     assert list(_samples(simsys.run(SATURATED)).index) == [0.0, 1.0, 2.0, 3.0]

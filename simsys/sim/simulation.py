@@ -58,8 +58,10 @@ class Simulation:
         self._ids = itertools.count().__next__
         self._build_services()
         self._build_links()
+        self._ws_workloads: list[tuple[int, str, Any, Link]] = []  # websocket + polling
         self._build_clients()
         self._build_chaos()
+        self._build_websockets()
 
     # -- elaboration ------------------------------------------------------------------------
     def _build_services(self) -> None:
@@ -158,6 +160,11 @@ class Simulation:
             if keys:
                 common = {"key": self.streams.uniform(f"workload/{node}/keys"), "keys": keys}
             args = (self.env, code, self.records.requests, self._ids)
+            if w.type in ("websocket", "polling"):  # built by _build_websockets
+                link = self._link(node, target, data)
+                self._ws_workloads.append((code, node, w, link))
+                self.records.sources.append(node.split(":", 1)[-1])
+                continue
             if w.type == "poisson":
                 rng = self.streams.rng(f"workload/{node}/arrivals")
                 client: Client = PoissonClient(
@@ -203,8 +210,26 @@ class Simulation:
                 for name, action in method.items():
                     self.faults.schedule(action, name, ends.get(name))
 
+    def _build_websockets(self) -> None:
+        """WebSocket pools and polling clients (simsys.sim.websocket), once the lifecycle
+        exists: they drop connections when replicas fail and OOM-kill on memory.limit."""
+        from .websocket import build_websockets
+
+        self.websockets = build_websockets(
+            self.env, self.G, self.streams, self.records, self.services, self.lifecycle,
+            self.memory, self._ws_workloads, self._ids, self.duration, self.warmup,
+            self.sample_every,
+        )
+
     # -- running ----------------------------------------------------------------------------
     def _sample(self, ev: object) -> None:
+        self._take_sample()
+        now = self.env.now
+        if now + self.sample_every <= self.duration + 1e-9:
+            self.next_sample_at = now + self.sample_every
+            Wake(self.env, self.sample_every, self._sample, None)
+
+    def _take_sample(self) -> None:
         now = self.env.now
         add = self.records.samples.add
         lifecycle = self.lifecycle
@@ -219,6 +244,8 @@ class Simulation:
             add(now, code, 5, 1.0 if inst.enabled and inst.up else 0.0)
             if inst.up:
                 lifecycle.check_memory(inst)
+        if self.websockets is not None:
+            self.websockets.sample(now)
         if now + self.sample_every <= self.duration + 1e-9:
             Wake(self.env, self.sample_every, self._sample, None)
 
@@ -234,6 +261,8 @@ class Simulation:
             self.records.metric(name)
         for client in self.clients:
             client.start()
+        if self.websockets is not None:
+            self.websockets.start()
         for breaker in self.breakers:
             breaker.start()
         for scaler in self.autoscalers:
@@ -241,7 +270,11 @@ class Simulation:
         Wake(self.env, 0.0, self._sample, None)
         if self.warmup > 0:
             Wake(self.env, self.warmup, self._mark_warmup, None)
+        self.next_sample_at = 0.0
         run_until(self.env, self.duration, progress)
+        # simpy stops before the events of the final instant; the sample due then is taken here.
+        if abs(self.next_sample_at - self.duration) < 1e-9:
+            self._take_sample()
         self._settle()
         return self.records
 
@@ -265,3 +298,5 @@ class Simulation:
         self.records.stats["services"] = stats
         self.records.stats["in_flight"] = sum(i.load() for i in self.instances)
         self.records.stats["faults"] = self.faults.log if self.faults is not None else []
+        if self.websockets is not None:
+            self.websockets.settle()

@@ -11,8 +11,6 @@ from __future__ import annotations
 import math
 import re
 
-from pydantic import ByteSize, TypeAdapter
-
 # Seconds per unit. Long forms ("10 minutes") are refused on purpose: one spelling per unit keeps
 # scenario files greppable and leaves no doubt whether "m" means minutes or metres.
 DURATION_UNITS: dict[str, float] = {
@@ -30,17 +28,27 @@ _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _DURATION_RE = re.compile(rf"^\s*({_NUMBER})\s*([a-zµ]*)\s*$")
 _RATE_RE = re.compile(rf"^\s*({_NUMBER})\s*(?:/\s*([a-zµ]+))?\s*$")
 _PERCENT_RE = re.compile(rf"^\s*({_NUMBER})\s*%\s*$")
-_BYTES = TypeAdapter(ByteSize)
+_SIZE_RE = re.compile(rf"^\s*({_NUMBER})\s*([a-zA-Z]*)\s*$")
+# Bytes per unit: SI prefixes are powers of 1000, IEC prefixes (KiB, MiB, …) powers of 1024.
+SIZE_UNITS: dict[str, float] = {
+    "": 1.0, "b": 1.0,
+    "kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12, "pb": 1e15,
+    "kib": 2.0**10, "mib": 2.0**20, "gib": 2.0**30, "tib": 2.0**40, "pib": 2.0**50,
+}
 
 DURATION_HINT = "a duration such as 250us, 5ms, 2s, 10min or 1h"
 RATE_HINT = "a rate such as 200/s or 3/min"
 SIZE_HINT = "a size such as 512B, 64KB or 1.5MiB"
 
 
-def _finite(value: float, text: object, hint: str) -> float:
-    if not math.isfinite(value):
+def _finite(value: float | int, text: object, hint: str) -> float:
+    try:
+        number = float(value)
+    except OverflowError:  # a 400-digit integer: no float holds it
+        raise ValueError(f"expected {hint}, got a number too large") from None
+    if not math.isfinite(number):
         raise ValueError(f"expected {hint}, got {text!r}")
-    return value
+    return number
 
 
 def parse_duration(text: object) -> float:
@@ -52,7 +60,7 @@ def parse_duration(text: object) -> float:
     if isinstance(text, bool):
         raise ValueError(f"expected {DURATION_HINT}, got {text!r}")
     if isinstance(text, int | float):
-        return _finite(float(text), text, DURATION_HINT)
+        return _finite(text, text, DURATION_HINT)
     if not isinstance(text, str):
         raise ValueError(f"expected {DURATION_HINT}, got {text!r}")
     m = _DURATION_RE.match(text)
@@ -78,7 +86,7 @@ def parse_rate(text: object) -> float:
     if isinstance(text, bool):
         raise ValueError(f"expected {RATE_HINT}, got {text!r}")
     if isinstance(text, int | float):
-        return _finite(float(text), text, RATE_HINT)
+        return _finite(text, text, RATE_HINT)
     if not isinstance(text, str):
         raise ValueError(f"expected {RATE_HINT}, got {text!r}")
     m = _RATE_RE.match(text)
@@ -102,13 +110,19 @@ def parse_size(text: object) -> float:
     if isinstance(text, bool):
         raise ValueError(f"expected {SIZE_HINT}, got {text!r}")
     if isinstance(text, int | float):
-        return _finite(float(text), text, SIZE_HINT)
+        value = _finite(text, text, SIZE_HINT)
+        if value < 0:
+            raise ValueError(f"expected {SIZE_HINT}, got {text!r} (sizes are ≥ 0)")
+        return value
     if not isinstance(text, str):
         raise ValueError(f"expected {SIZE_HINT}, got {text!r}")
-    try:
-        return float(_BYTES.validate_python(text.strip()))
-    except Exception:  # pydantic's message names its own type; ours names the units
-        raise ValueError(f"expected {SIZE_HINT}, got {text!r}") from None
+    m = _SIZE_RE.match(text)
+    if not m or m.group(2).lower() not in SIZE_UNITS:
+        raise ValueError(f"expected {SIZE_HINT} (units: B, KB, MB, GB, KiB, MiB, GiB), got {text!r}")
+    value = _finite(float(m.group(1)) * SIZE_UNITS[m.group(2).lower()], text, SIZE_HINT)
+    if value < 0:
+        raise ValueError(f"expected {SIZE_HINT}, got {text!r} (sizes are ≥ 0)")
+    return value
 
 
 def parse_fraction(text: object) -> float:
@@ -121,7 +135,7 @@ def parse_fraction(text: object) -> float:
     if isinstance(text, bool):
         raise ValueError(f"expected {hint}, got {text!r}")
     if isinstance(text, int | float):
-        value = float(text)
+        value = _finite(text, text, hint)
     elif isinstance(text, str):
         m = _PERCENT_RE.match(text)
         if m:
