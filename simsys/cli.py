@@ -1,8 +1,8 @@
-"""The ``simsys`` command line: ``run``, ``validate``, ``sweep`` and ``report``.
+"""The ``simsys`` command line: ``run``, ``validate``, ``sweep``, ``report`` and ``compare``.
 
 Only click and the standard library are imported at module level. pandas, numpy, simpy,
 pydantic and matplotlib are imported inside the commands that need them, so ``simsys --help``
-answers at once. ``sweep`` and ``report`` live in their own modules and are imported only when
+answers at once. ``sweep``, ``report`` and ``compare`` live in their own modules and are imported only when
 one of them is invoked.
 
 Exit status: 0 ok, 2 bad input (every problem printed on stderr, no traceback), 1 internal
@@ -135,6 +135,7 @@ def cli() -> None:
       simsys run scenarios/checkout.yaml --seed 3 --set services.gateway.replicas=4
       simsys run scenarios/checkout.yaml --json > summary.json
       simsys run scenarios/checkout.yaml --out out/checkout && simsys report out/checkout
+      simsys compare scenarios/shop-monolith.yaml scenarios/shop-microservices.yaml
 
     \b
     Exit status: 0 ok, 2 bad input (problems on stderr as file:line:col: field: message),

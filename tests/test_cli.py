@@ -52,12 +52,12 @@ def invoke(*args: str, env: dict[str, str] | None = None):
 def test_help_lists_every_command():
     r = invoke("--help")
     assert r.exit_code == 0
-    for name in ("run", "validate", "sweep", "report"):
+    for name in ("run", "validate", "sweep", "report", "compare"):
         assert f"  {name} " in r.output
     assert "simsys run scenarios/checkout.yaml" in r.output
 
 
-@pytest.mark.parametrize("command", ["run", "validate", "sweep", "report"])
+@pytest.mark.parametrize("command", ["run", "validate", "sweep", "report", "compare"])
 def test_every_help_has_an_example(command):
     r = invoke(command, "--help")
     assert r.exit_code == 0
@@ -261,3 +261,4 @@ def test_report_and_sweep_are_loaded_on_demand():
     ctx = cli.make_context("simsys", ["--help"], resilient_parsing=True)
     assert cli.get_command(ctx, "report").name == "report"
     assert cli.get_command(ctx, "sweep").name == "sweep"
+    assert cli.get_command(ctx, "compare").name == "compare"
