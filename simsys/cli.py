@@ -2,8 +2,8 @@
 
 Only click and the standard library are imported at module level. pandas, numpy, simpy,
 pydantic and matplotlib are imported inside the commands that need them, so ``simsys --help``
-answers at once. ``sweep``, ``report`` and ``compare`` live in their own modules and are imported only when
-one of them is invoked.
+answers at once. ``sweep``, ``report`` and ``compare`` live in their own modules, imported only
+when one of them is invoked.
 
 Exit status: 0 ok, 2 bad input (every problem printed on stderr, no traceback), 1 internal
 error (a short message; ``SIMSYS_DEBUG=1`` adds the traceback).
