@@ -134,6 +134,36 @@ class IncidentLog:
         return len(self.service)
 
 
+class DeliveryLog:
+    """WebSockets and polling: server messages delivered to clients (simsys.sim.websocket).
+
+    One row per message: workload code, when the server generated it, when the client got it.
+    Exact runs log every message; aggregate ones a random sample (``websocket.latency_sample``).
+    """
+
+    __slots__ = ("source", "created", "delivered")
+
+    def __init__(self) -> None:
+        self.source = array("h")
+        self.created = array("d")
+        self.delivered = array("d")
+
+    def add(self, source: int, created: float, delivered: float) -> None:
+        self.source.append(source)
+        self.created.append(created)
+        self.delivered.append(delivered)
+
+    def extend(self, source: int, created: object, delivered: object) -> None:
+        """Append many rows from float64 numpy arrays (one source)."""
+        n_before = len(self.created)
+        self.created.frombytes(created.tobytes())  # type: ignore[attr-defined]
+        self.delivered.frombytes(delivered.tobytes())  # type: ignore[attr-defined]
+        self.source.extend([source] * (len(self.created) - n_before))
+
+    def __len__(self) -> int:
+        return len(self.created)
+
+
 class Records:
     """Everything one run records, plus the names needed to decode its integer codes."""
 
@@ -152,6 +182,7 @@ class Records:
         self.attempt_at = array("d")          # when each guarded attempt was sent
         self.retry_at = array("d")            # when each retry was scheduled
         self.spans: SpanLog | None = None     # per-visit spans when tracing is on
+        self.deliveries = DeliveryLog()       # WebSocket/polling messages delivered
 
     def metric(self, name: str) -> int:
         """Code of a timeseries metric, registering it on first use."""

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .records import CAUSES, STATUSES, Records
+from .websocket_compare import websocket_summary
 
 PERCENTILES = {"p50": 50, "p90": 90, "p95": 95, "p99": 99, "p999": 99.9}
 
@@ -276,14 +277,16 @@ class Result:
             "services": services,
             "cost": sum(v["cost"] for v in services.values()),
             "calls": self._call_totals(),
-            "websockets": {
-                "attempts": 0,
-                "accepted": 0,
-                "blocked": 0,
-                "peak_connections": 0,
-                "reconnects": 0,
-            },
+            "websockets": websocket_summary(self),  # simsys.websocket_compare
         }
+
+    @cached_property
+    def deliveries(self) -> pd.DataFrame:
+        """WebSockets and polling: server messages delivered (every one in exact runs, a random
+        sample in aggregate ones): ``source, created_at, delivered_at, latency``."""
+        from .websocket_compare import deliveries
+
+        return deliveries(self)
 
     def _call_totals(self) -> dict[str, int]:
         totals = dict.fromkeys(("attempts", "retries", "hedges", "timeouts", "fallbacks",

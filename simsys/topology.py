@@ -34,6 +34,7 @@ SERVICE_DEFAULTS: dict[str, Any] = {
     "autoscale": None,
     "discovery": None,
     "price": 0.0,
+    "websocket": None,     # WebSocketConfig: the service accepts WebSocket upgrades
 }
 EDGE_DEFAULTS: dict[str, Any] = {
     "probability": 1.0,
@@ -122,6 +123,7 @@ def _service_attrs(svc: Service) -> dict[str, Any]:
         "autoscale": svc.autoscale,
         "discovery": svc.discovery,
         "price": svc.price,
+        "websocket": svc.websocket,
     }
 
 

@@ -246,8 +246,6 @@ class Simulation:
                 lifecycle.check_memory(inst)
         if self.websockets is not None:
             self.websockets.sample(now)
-        if now + self.sample_every <= self.duration + 1e-9:
-            Wake(self.env, self.sample_every, self._sample, None)
 
     def _mark_warmup(self, ev: object) -> None:
         now = self.env.now
