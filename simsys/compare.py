@@ -117,9 +117,10 @@ def _ok_latencies(result: Result, keep: int) -> np.ndarray:
 
 
 def _t(confidence: float, df: int) -> float:
-    from scipy.stats import t as student_t
+    """Two-sided Student t quantile (scipy when installed, else the sweep's approximation)."""
+    from .sweep import t_quantile
 
-    return float(student_t.ppf(0.5 + confidence / 2, df))
+    return float(t_quantile(confidence, df))
 
 
 def _interval(x: np.ndarray, confidence: float) -> tuple[int, float, float, float, float]:

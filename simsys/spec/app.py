@@ -359,6 +359,11 @@ def _plan(names: list[str], deploy: Deploy, problems: _Problems) -> dict[str, li
             else:
                 placed[c] = (g, j)
                 out[g].append(c)
+    for g in groups:
+        if g in names and g in placed and placed[g][0] != g:
+            problems.add(("deploy", "groups", g),
+                         f"group {g!r} is named like component {g!r}, which is in group "
+                         f"{placed[g][0]!r}; rename the group")
     for c in names:
         if c not in placed:
             if c in out:
@@ -384,8 +389,8 @@ def _entries(app: dict[str, Component], services: dict[str, list[str]], host: di
             first, where = seen[svc]
             problems.add(loc, f"service {svc!r} would be entered at both {first!r} (from "
                          f"{_dotted_loc(where)}) and {comp!r}; until the simulator runs component "
-                         f"entry points, enter each deployed service at one component (deploy "
-                         f"{comp!r} on its own, or reach it through {first!r})")
+                         f"entry points, a deployed service has one entry: put {first!r} and "
+                         f"{comp!r} in different services")
 
     for loc, comp in targets:
         note(host[comp], comp, loc)

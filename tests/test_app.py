@@ -1,0 +1,402 @@
+"""One application, many deployments: ``app:`` + ``deploy:`` compiled into services.
+
+Bad input through the command line (exit 2, ``file:line:col: field.path: message``), what each
+deployment compiles to, the costs it adds (links, serialization, in-process calls), the theory
+of a monolith (one worker holds the whole call tree: M/G/1 with the summed work), common random
+numbers across deployments, and determinism.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import textwrap
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from stats import assert_theory_in_ci, replicate
+
+import simsys
+from simsys.cli import cli
+from simsys.compare import compare
+from simsys.sim.engine import Streams
+from simsys.spec.app import ComponentWork, app_graph, deployment, expand, named_rng
+
+ROOT = Path(__file__).resolve().parents[1]
+WHERE = re.compile(r"^\S+:\d+:\d+: ")  # file:line:col:
+
+GOOD = """\
+name: shop
+duration: 30s
+app:
+  storefront: {service_time: 2ms, calls: [catalog, cart]}
+  catalog: {service_time: 5ms}
+  cart: {service_time: 3ms, calls: [{service: payments, probability: 0.3}]}
+  payments: {service_time: 10ms}
+deploy:
+  groups:
+    storefront: [storefront, catalog]
+    billing: [cart, payments]
+workload:
+  - {type: poisson, rate: 10/s, target: storefront}
+"""
+
+
+def check(tmp_path: Path, text: str, monkeypatch) -> list[str]:
+    """``simsys validate`` on ``text``: exit 2, no traceback, nothing on stdout; stderr lines."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "s.yaml").write_text(textwrap.dedent(text))
+    r = CliRunner().invoke(cli, ["validate", "s.yaml"])
+    assert r.exit_code == 2, (r.exit_code, r.output, r.exception)
+    assert "Traceback" not in r.output
+    assert r.stdout == ""
+    lines = r.stderr.splitlines()
+    assert lines and all(WHERE.match(line) for line in lines), lines
+    return lines
+
+
+def edit(old: str, new: str) -> str:
+    assert old in GOOD
+    return GOOD.replace(old, new)
+
+
+# -- bad input --------------------------------------------------------------------------------
+def test_the_good_file_is_good(tmp_path):
+    (tmp_path / "s.yaml").write_text(GOOD)
+    r = CliRunner().invoke(cli, ["validate", str(tmp_path / "s.yaml")])
+    assert r.exit_code == 0, r.output
+    assert "2 service(s)" in r.stdout
+
+
+def test_unknown_component_in_a_group(tmp_path, monkeypatch):
+    lines = check(tmp_path, edit("[storefront, catalog]", "[storefront, catalgo]"), monkeypatch)
+    assert lines[0] == ("s.yaml:10:30: deploy.groups.storefront[1]: unknown component 'catalgo'; "
+                        "components are: storefront, catalog, cart, payments")
+
+
+def test_a_component_in_two_groups(tmp_path, monkeypatch):
+    lines = check(tmp_path, edit("[cart, payments]", "[cart, payments, catalog]"), monkeypatch)
+    assert lines == ["s.yaml:11:31: deploy.groups.billing[2]: 'catalog' is already in group "
+                     "'storefront' (deploy.groups.storefront[1]); a component is deployed once"]
+
+
+def test_every_problem_at_once(tmp_path, monkeypatch):
+    text = (GOOD.replace("catalog: {service_time: 5ms}", "catalog: {service_time: 5ms, workers: -1}")
+            .replace("calls: [{service: payments", "calls: [{service: paymnts")
+            .replace("[cart, payments]", "[cart, payments, nope]")
+            .replace("target: storefront}", "target: storefrnt}"))
+    lines = check(tmp_path, text, monkeypatch)
+    paths = [line.split(": ")[1] for line in lines]
+    assert paths == ["app.catalog.workers", "app.cart.calls[0]", "deploy.groups.billing[2]",
+                     "workload[0].target"], lines
+    assert "expected a whole number ≥ 1, got -1" in lines[0]
+    assert "calls unknown component 'paymnts'" in lines[1]
+
+
+@pytest.mark.parametrize("old, new, where, message", [
+    ("deploy:\n  groups:\n    storefront: [storefront, catalog]\n    billing: [cart, payments]\n",
+     "deploy: monolit\n", "s.yaml:8:9: deploy",
+     "expected 'monolith', 'microservices' or 'groups', got 'monolit'"),
+    ("    billing: [cart, payments]\n",
+     "    billing: [cart, payments]\n  services:\n    ghost: {replicas: 2}\n",
+     "s.yaml:13:12: deploy.services.ghost", "no deployed service 'ghost'; this deployment has: "
+     "storefront, billing"),
+    ("    billing: [cart, payments]\n",
+     "    billing: [cart, payments]\n  services:\n    billing: {replicas: 0}\n",
+     "s.yaml:13:25: deploy.services.billing.replicas", "expected a whole number ≥ 1, got 0"),
+    ("    billing: [cart, payments]\n",
+     "    billing: [cart, payments]\n  services:\n    billing: {service_time: 3ms}\n",
+     "s.yaml:13:29: deploy.services.billing.service_time",
+     "service_time of a deployed service comes from its components (cart, payments)"),
+    ("workload:", "services: {db: {}}\nworkload:", "s.yaml:12:11: services", "give services or app"),
+    ("    billing: [cart, payments]\n", "    billing: [cart, payments]\n    cart: [payments]\n",
+     "s.yaml:12:12: deploy.groups.cart[0]", "'payments' is already in group 'billing'"),
+    ("    billing: [cart, payments]\n", "    billing: [payments]\n    payments: [cart]\n",
+     "s.yaml:12:15: deploy.groups.payments", "named like component 'payments', which is in group 'billing'"),
+    ("  payments: {service_time: 10ms}\n",
+     "  payments: {service_time: 10ms, calls: [storefront]}\n", "s.yaml:4:42: app.storefront.calls",
+     "calls form a cycle: storefront -> cart -> payments -> storefront"),
+])
+def test_bad_app_or_deploy(tmp_path, monkeypatch, old, new, where, message):
+    lines = check(tmp_path, edit(old, new), monkeypatch)
+    assert any(line.startswith(where + ": ") and message in line for line in lines), lines
+
+
+def test_a_group_named_like_a_component_it_lacks(tmp_path, monkeypatch):
+    lines = check(tmp_path, edit("storefront: [storefront, catalog]", "storefront: [catalog]"),
+                  monkeypatch)
+    assert "deploy.groups.storefront: group 'storefront' is named like component 'storefront'" in lines[0]
+
+
+def test_a_service_entered_at_two_components_is_refused_until_the_simulator_can(tmp_path, monkeypatch):
+    # billing would be entered at cart (from storefront) and at payments (from a workload)
+    text = GOOD + "  - {type: poisson, rate: 1/s, target: payments}\n"
+    lines = check(tmp_path, text, monkeypatch)
+    assert lines == ["s.yaml:4:52: app.storefront.calls[1]: service 'billing' would be entered at "
+                     "both 'payments' (from workload[1].target) and 'cart'; until the simulator runs "
+                     "component entry points, a deployed service has one entry: put 'payments' and "
+                     "'cart' in different services"]
+
+
+def test_bad_input_through_compare_exits_2(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a.yaml").write_text(GOOD)
+    (tmp_path / "b.yaml").write_text(edit("[cart, payments]", "[cart, payments, catalog]"))
+    r = CliRunner().invoke(cli, ["compare", "a.yaml", "b.yaml", "-r", "2"])
+    assert r.exit_code == 2, r.output
+    assert r.stdout == ""
+    assert r.stderr.startswith("b.yaml:11:31: deploy.groups.billing[2]: 'catalog' is already")
+
+
+# -- what deployments compile to --------------------------------------------------------------
+APP = {
+    "a": {"service_time": {"dist": "exponential", "mean": "2ms"}, "calls": ["b", "c"],
+          "memory": {"base": "100MB", "per_request": "1MB"}, "workers": 4, "replicas": 2},
+    "b": {"service_time": "1ms", "calls": [{"service": "d", "probability": 0.5}],
+          "memory": {"base": "50MB"}, "workers": 8},
+    "c": {"service_time": "3ms", "memory": {"base": "10MB", "per_request": "2MB"}, "queue": 20},
+    "d": {"service_time": {"dist": "exponential", "mean": "4ms"}, "replicas": 3},
+}
+
+
+def scenario(deploy, **extra):
+    return {"duration": "20s", "app": APP, "deploy": deploy,
+            "workload": [{"type": "poisson", "rate": "20/s", "target": "a"}], **extra}
+
+
+def test_a_monolith_is_one_service_doing_the_whole_call_tree():
+    s = simsys.load(scenario({"style": "monolith", "in_process_call": "100us",
+                              "serialization": "50us", "runtime_memory": "200MB"}))
+    assert list(s.services) == ["monolith"]
+    svc = s.services["monolith"]
+    assert svc.calls == []
+    assert (svc.replicas, svc.workers, svc.queue) == (3, 8, 20)  # the largest its members ask
+    work = svc.service_time
+    assert isinstance(work, ComponentWork) and work.entry == "a"
+    # a, then b (+1 call), d with probability 0.5 (+1 call), then c (+1 call); request + answer
+    expected = 2e-3 + (1e-4 + 1e-3 + 0.5 * (1e-4 + 4e-3)) + (1e-4 + 3e-3) + 2 * 50e-6
+    assert work.mean == pytest.approx(expected)
+    samples = work.draw(np.random.default_rng(1), 200_000)
+    assert samples.mean() == pytest.approx(expected, rel=0.01)
+    assert samples.var() == pytest.approx(work.variance, rel=0.03)
+    assert svc.memory.base == pytest.approx(200e6 + 160e6)  # one runtime, every component's
+    assert svc.memory.per_request == pytest.approx(3e6)
+    assert s.workload[0].target == "monolith"
+
+
+def test_microservices_are_one_service_per_component():
+    s = simsys.load(scenario("microservices"))
+    assert list(s.services) == ["a", "b", "c", "d"]
+    assert [c.service for c in s.services["a"].calls] == ["b", "c"]
+    assert s.services["b"].calls[0].probability == 0.5
+    assert (s.services["a"].replicas, s.services["a"].workers) == (2, 4)
+    assert (s.services["c"].replicas, s.services["c"].workers, s.services["c"].queue) == (1, 1, 20)
+    assert all(svc.service_time.works.keys() == {n} for n, svc in s.services.items())
+
+
+def test_groups_place_components_and_rename_what_names_them():
+    s = simsys.load(scenario(
+        {"groups": {"front": ["a", "b"]}, "services": {"front": {"workers": 16}}},
+        links={"default": {"latency": "1ms"}, "a->b": {"latency": "9ms"},
+               "b->d": {"latency": "2ms"}, "client->a": {"latency": "20ms"}},
+        chaos={"monkey": {"targets": ["a", "b", "c"]}},
+        faults=[{"kind": "crash", "target": "b", "at": "5s"},
+                {"kind": "latency", "target": "b->d", "delay": "1ms", "at": "1s"}],
+    ))
+    plan = deployment(s)
+    assert plan.services == {"front": ["a", "b"], "c": ["c"], "d": ["d"]}
+    assert plan.entry == {"front": "a", "c": "c", "d": "d"}
+    front = s.services["front"]
+    assert front.workers == 16
+    # b's call to d leaves the service: made after the in-process work, with b's probability
+    assert [(c.service, c.probability) for c in front.calls] == [("d", 0.5), ("c", 1.0)]
+    assert set(s.links) == {"default", "front->d", "client->front"}  # a->b is in-process now
+    assert s.chaos.monkey.targets == ["front", "c"]
+    assert [f.target for f in s.faults] == ["front", "front->d"]
+
+
+def test_failures_of_members_bring_their_service_down():
+    app = {**APP, "b": {**APP["b"], "failures": {"mean_time_to_failure": "10min"}},
+           "c": {**APP["c"], "failures": {"mean_time_to_failure": "15min"}}}
+    s = simsys.load({**scenario("monolith"), "app": app})
+    assert s.services["monolith"].failures.mean_time_to_failure == pytest.approx(360.0)  # 1/(1/600+1/900)
+    s = simsys.load({**scenario("microservices"), "app": app})
+    assert s.services["b"].failures.mean_time_to_failure == 600.0
+    assert s.services["a"].failures is None
+
+
+def test_expand_leaves_other_scenarios_and_its_input_alone():
+    plain = {"services": {"web": {}}}
+    assert expand(plain) == plain
+    data = scenario("monolith")
+    before = repr(data)
+    expand(data)
+    assert repr(data) == before
+
+
+def test_the_logical_graph_stays_available():
+    G = app_graph(scenario({"groups": {"front": ["a", "b"]}}))
+    assert sorted(G.edges) == [("a", "b"), ("a", "c"), ("b", "d")]
+    assert G.edges["a", "b"]["local"] and not G.edges["a", "c"]["local"]
+    assert G.edges["b", "d"]["probability"] == 0.5
+    assert G.nodes["b"]["service"] == "front" and G.nodes["d"]["service"] == "d"
+    assert G.graph["style"] == "groups"
+    deployed = simsys.build_graph(scenario({"groups": {"front": ["a", "b"]}}))
+    assert sorted(deployed.edges) == [("client:poisson0", "front"), ("front", "c"), ("front", "d")]
+
+
+def test_a_compiled_scenario_loads_again_with_overrides():
+    s = simsys.load(scenario({"style": "monolith", "services": {"monolith": {"workers": 2}}}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydantic cannot name the compiled service time's type
+        again = simsys.load(s, overrides={"deploy.services.monolith.workers": 5})
+    assert again.services["monolith"].workers == 5
+    assert again.services["monolith"].service_time == s.services["monolith"].service_time
+
+
+def test_the_shop_files_deploy_one_app():
+    mono = simsys.load(ROOT / "scenarios" / "shop-monolith.yaml")
+    micro = simsys.load(ROOT / "scenarios" / "shop-microservices.yaml")
+    assert mono.app == micro.app
+    assert list(mono.services) == ["shop"]
+    assert list(micro.services) == list(micro.app)
+    # storefront 2 + catalog 8 + 0.4 × reviews 6 + cart 4 + 0.3 × payments 20 ms of work,
+    # 2.7 in-process calls of 20 µs, the client's request and answer at 150 µs each
+    assert mono.services["shop"].service_time.mean == pytest.approx(22.4e-3 + 2.7 * 20e-6 + 300e-6)
+    assert mono.services["shop"].price == 0.2 and micro.services["payments"].price == 0.05
+
+
+# -- costs of a deployment --------------------------------------------------------------------
+CHAIN = {  # a -> b -> c -> d: k = 3 calls
+    "a": {"service_time": {"dist": "exponential", "mean": "2ms"}, "calls": ["b"], "workers": 64},
+    "b": {"service_time": {"dist": "exponential", "mean": "1ms"}, "calls": ["c"], "workers": 64},
+    "c": {"service_time": {"dist": "lognormal", "mean": "3ms", "sd": "1ms"}, "calls": ["d"],
+          "workers": 64},
+    "d": {"service_time": "1ms", "workers": 64},
+}
+
+
+def chain(deploy, **extra):
+    return {"duration": "30s", "app": CHAIN, "deploy": deploy,
+            "workload": [{"type": "poisson", "rate": "50/s", "target": "a"}], **extra}
+
+
+def test_link_latency_adds_two_crossings_per_call():
+    L, k = 0.002, 3
+    c = compare({"no latency": chain("microservices"),
+                 "latency": chain("microservices", links={"default": {"latency": "2ms"}}),
+                 "monolith": chain("monolith", links={"default": {"latency": "2ms"}})},
+                replications=3, seed=5)
+    t = c.table(["latency.mean", "latency.p99"])
+    # same seeds, same draws in the same order: every request is exactly 2kL slower
+    assert t.loc["latency.mean", ("latency", "diff")] == pytest.approx(2 * k * L, abs=1e-9)
+    assert t.loc["latency.p99", ("latency", "diff")] == pytest.approx(2 * k * L, abs=1e-9)
+    assert t.loc["latency.mean", ("monolith", "diff")] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_serialization_per_visit_and_in_process_calls():
+    ser, ipc, k = 0.0005, 0.0002, 3
+    costs = {"serialization": "500us", "in_process_call": "200us"}
+    c = compare({"micro": chain("microservices"),
+                 "micro+costs": chain({"style": "microservices", **costs}),
+                 "mono": chain("monolith"),
+                 "mono+costs": chain({"style": "monolith", **costs})}, replications=2, seed=2)
+    t = c.table("latency.mean")
+    assert t.loc["latency.mean", ("micro+costs", "diff")] == pytest.approx(2 * ser * (k + 1), abs=1e-9)
+    assert t.loc["latency.mean", ("mono", "diff")] == pytest.approx(0.0, abs=1e-9)
+    assert t.loc["latency.mean", ("mono+costs", "diff")] == pytest.approx(2 * ser + k * ipc, abs=1e-9)
+
+
+def test_monolith_and_microservices_agree_without_network_costs():
+    # storefront's 4 workers hold each request to its end in both deployments; callees have as
+    # many workers, so nothing queues below it: the latencies must agree within their CI
+    app = {
+        "storefront": {"service_time": {"dist": "exponential", "mean": "2ms"},
+                       "calls": ["catalog", {"service": "cart", "probability": 0.5}], "workers": 4},
+        "catalog": {"service_time": {"dist": "lognormal", "mean": "6ms", "sd": "4ms"}, "workers": 4},
+        "cart": {"service_time": {"dist": "exponential", "mean": "4ms"}, "workers": 4},
+    }
+    base = {"duration": "2min", "warmup": "10s", "app": app,
+            "workload": [{"type": "poisson", "rate": "300/s", "target": "storefront"}]}
+    c = compare({"monolith": {**base, "deploy": "monolith"},
+                 "microservices": {**base, "deploy": "microservices"}}, replications=6, seed=1)
+    t = c.table(["latency.mean", "latency.p99", "throughput"])
+    for m in t.index:
+        mono = t.loc[m, "monolith"]
+        micro = t.loc[m, "microservices"]
+        assert micro["ci_low"] <= mono["mean"] <= micro["ci_high"], (m, t.loc[m])
+        assert mono["ci_low"] <= micro["mean"] <= mono["ci_high"], (m, t.loc[m])
+        assert micro["diff_low"] <= 0.0 <= micro["diff_high"], (m, t.loc[m])
+    assert c.runs["latency.mean"].mean() > 0.011  # really queued (work alone is 10 ms)
+
+
+def test_a_bottleneck_component_queues_only_when_deployed_alone():
+    app = {"web": {"service_time": "1ms", "calls": ["db"], "workers": 8},
+           "db": {"service_time": {"dist": "exponential", "mean": "4ms"}, "workers": 1}}
+    base = {"duration": "1min", "warmup": "5s", "app": app,
+            "workload": [{"type": "poisson", "rate": "200/s", "target": "web"}]}
+    c = compare({"monolith": {**base, "deploy": "monolith"},        # 8 shared workers
+                 "microservices": {**base, "deploy": "microservices"}}, replications=2, seed=3)
+    mono, micro = c.table("latency.mean").loc["latency.mean", [("monolith", "mean"),
+                                                               ("microservices", "mean")]]
+    assert mono < 0.0055 < 0.010 < micro  # db alone: M/M/1 at 80 %, about 20 ms
+
+
+@pytest.mark.slow
+def test_a_monolith_with_one_worker_is_mg1_of_the_summed_work():
+    """Pollaczek–Khinchine: W = E[S] + λE[S²] / (2(1 − ρ)), S = the whole call tree's work."""
+    app = {"a": {"service_time": {"dist": "exponential", "mean": "2ms"}, "calls": ["b"]},
+           "b": {"service_time": "1ms", "calls": [{"service": "c", "probability": 0.5}]},
+           "c": {"service_time": {"dist": "exponential", "mean": "4ms"}}}
+    lam = 100.0
+    spec = {"duration": "10min", "warmup": "20s", "app": app,
+            "deploy": {"style": "monolith", "in_process_call": "100us"},
+            "workload": [{"type": "poisson", "rate": f"{lam:g}/s", "target": "a"}]}
+    work = simsys.load(spec).services["monolith"].service_time
+    es, es2 = work.mean, work.variance + work.mean**2
+    rho = lam * es
+    assert 0.4 < rho < 0.7
+    theory = es + lam * es2 / (2 * (1 - rho))
+    sojourn = replicate(spec, 10, lambda r: r.summary()["latency"]["mean"])
+    assert_theory_in_ci(sojourn, theory, name="monolith M/G/1 mean sojourn")
+
+
+# -- common random numbers and determinism ----------------------------------------------------
+def test_component_streams_are_the_simulators():
+    for seed, name in ((0, "component/catalog/time"), (7, "call/a->b")):
+        assert np.array_equal(Streams(seed).rng(name).random(5), named_rng(seed, name).random(5))
+
+
+def test_a_component_draws_the_same_work_whatever_its_deployment():
+    # A constant entry keeps the arrival order at b, so every request gets the same b work in
+    # both. (Requests overtake each other at b, so a random c would be drawn in another order:
+    # c's k-th draw goes to the k-th request to reach c as microservices but to the k-th to
+    # arrive in a monolith, which draws its whole tree at once until the simulator runs
+    # component programs.)
+    app = {"a": {"service_time": "1ms", "calls": ["b"], "workers": 50},
+           "b": {"service_time": {"dist": "exponential", "mean": "3ms"}, "calls": ["c"],
+                 "workers": 50},
+           "c": {"service_time": "2ms", "workers": 50}}
+    base = {"duration": "20s", "app": app,
+            "workload": [{"type": "poisson", "rate": "40/s", "target": "a"}]}
+    mono, micro, groups = (simsys.run({**base, "deploy": d}, seed=11).requests
+                           for d in ("monolith", "microservices", {"groups": {"ab": ["a", "b"]}}))
+    assert len(mono) == len(micro) > 600
+    assert np.array_equal(mono["start"].to_numpy(), micro["start"].to_numpy())  # same arrivals
+    assert np.allclose(mono["latency"].to_numpy(), micro["latency"].to_numpy(), rtol=0, atol=1e-12)
+    assert np.allclose(groups["latency"].to_numpy(), micro["latency"].to_numpy(), rtol=0, atol=1e-12)
+
+
+def test_same_seed_same_results():
+    spec = ROOT / "scenarios" / "shop-microservices.yaml"
+    a = simsys.run(spec, seed=4, overrides={"duration": "40s", "warmup": "5s"}).summary()
+    b = simsys.run(spec, seed=4, overrides={"duration": "40s", "warmup": "5s"}).summary()
+    assert a == b
+    c1 = compare([chain("monolith"), chain("microservices")], replications=2, seed=9)
+    c2 = compare([chain("monolith"), chain("microservices")], replications=2, seed=9)
+    cols = [c for c in c1.runs.columns if c != "wall_time"]
+    assert c1.runs[cols].equals(c2.runs[cols])
+    assert not math.isnan(c1.runs["latency.mean"].iloc[0])
