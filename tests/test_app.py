@@ -370,6 +370,14 @@ def test_component_streams_are_the_simulators():
         assert np.array_equal(Streams(seed).rng(name).random(5), named_rng(seed, name).random(5))
 
 
+def test_component_work_needs_only_the_simulators_streams():
+    work = simsys.load(scenario("monolith")).services["monolith"].service_time
+    via_seed = work.sampler(Streams(4).rng("service/monolith/time"))
+    via_streams = work.sampler_from(Streams(4).rng)  # what a simulator hook would call
+    assert [via_seed() for _ in range(50)] == [via_streams() for _ in range(50)]
+    assert work.components() == ["a", "b", "d", "c"] and work.coins() == [("b", "d")]
+
+
 def test_a_component_draws_the_same_work_whatever_its_deployment():
     # A constant entry keeps the arrival order at b, so every request gets the same b work in
     # both. (Requests overtake each other at b, so a random c would be drawn in another order:

@@ -61,6 +61,7 @@ are exact; only mixed groups reorder work within a visit.
 from __future__ import annotations
 
 import hashlib
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -80,6 +81,16 @@ if TYPE_CHECKING:
     from .model import Scenario
 
 Loc = tuple[Any, ...]
+
+# A compiled service time is not one of the distributions a file may write, so pydantic warns
+# when a Scenario holding one is dumped (to --out, to a report, or by load(scenario,
+# overrides)). The dump is still right: it holds app: and deploy:, and expand() compiles them
+# again, dropping the compiled services. Only that warning is silenced, until the Distribution
+# union learns to serialize compiled kinds (see ComponentWork).
+warnings.filterwarnings(
+    "ignore", message=r"(?s)Pydantic serializer warnings:.*input_type=ComponentWork",
+    category=UserWarning,
+)
 Balancer = Literal["round_robin", "random", "least_connections", "power_of_two"]
 STYLES = ("monolith", "microservices", "groups")
 WORK = "component_work"  # the ``dist`` tag of compiled service times
