@@ -76,14 +76,14 @@ def fmt_ms(seconds: float | None) -> str:
         return _text(seconds)  # type: ignore[return-value]
     if _bad(seconds):
         return DASH
-    return f"{_sig(seconds * 1e3)} ms"
+    return f"{_trim(_sig(seconds * 1e3))} ms"
 
 
 def fmt_duration(seconds: float | None) -> str:
     """A span of simulated time in the largest unit that keeps it readable.
 
-    >>> fmt_duration(0.004), fmt_duration(45), fmt_duration(600), fmt_duration(5400)
-    ('4 ms', '45 s', '10 min', '1.5 h')
+    >>> fmt_duration(0.004), fmt_duration(45), fmt_duration(600), fmt_duration(9000)
+    ('4 ms', '45 s', '10 min', '2.5 h')
     """
     if _text(seconds) is not None:
         return _text(seconds)  # type: ignore[return-value]
@@ -113,7 +113,7 @@ def fmt_bytes(num_bytes: float | None) -> str:
     b = float(num_bytes)
     for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
         if abs(b) >= scale:
-            return f"{_sig(b / scale)} {unit}"
+            return f"{_trim(_sig(b / scale))} {unit}"
     return f"{b:.0f} B"
 
 
@@ -141,7 +141,7 @@ def fmt_rate(per_second: float | None, unit: str = "req/s") -> str:
         return _text(per_second)  # type: ignore[return-value]
     if _bad(per_second):
         return DASH
-    return f"{_sig(float(per_second), 4)} {unit}"
+    return f"{_trim(_sig(float(per_second), 4))} {unit}"
 
 
 def fmt_count(n: Any) -> str:
@@ -355,11 +355,22 @@ def grid_keys(sweep: Any, runs: Any = None) -> list[str]:
         runs = getattr(sweep, "runs", None)
     if runs is None:
         return []
-    summary_roots = {"name", "seed", "duration", "warmup", "requests", "latency", "throughput",
-                     "error_rate", "incidents", "services", "websockets", "replication",
-                     "status", "error", "wall_time", "run", "run_id", "index", "message",
-                     "point", "point_key"}
-    return [str(c) for c in runs.columns if str(c).split(".")[0] not in summary_roots]
+    return [str(c) for c in runs.columns if not _is_figure(str(c))]
+
+
+_BOOK = {"point", "point_key", "replication", "seed", "status", "error", "wall_time", "run",
+         "run_id", "index", "message"}
+_SERVICE_FIGURES = {"availability", "utilization", "memory_peak", "time_with_up", "mttr"}
+
+
+def _is_figure(column: str) -> bool:
+    """Is ``column`` of a runs table a summary figure or bookkeeping (else: a grid key)?"""
+    parts = column.split(".")
+    if column in _BOOK or column in ("throughput", "error_rate"):
+        return True
+    if parts[0] in ("requests", "latency", "incidents", "websockets"):
+        return True
+    return parts[0] == "services" and len(parts) == 3 and parts[2] in _SERVICE_FIGURES
 
 
 def sweep_html(sweep: Any, metrics: Iterable[str] = DEFAULT_SWEEP_METRICS,
@@ -491,7 +502,7 @@ def _workload(w: Mapping[str, Any]) -> str:
     kind = w.get("type", "?")
     bits = []
     for k, v in w.items():
-        if k in ("type", "target", "name") or v is None:
+        if k in ("type", "target", "name") or v in (None, [], {}):
             continue
         if k.endswith("rate") and isinstance(v, int | float):
             bits.append(f"{k.replace('_', ' ')} {fmt_rate(v, '/s')}")
@@ -533,10 +544,12 @@ def scenario_html(spec: Any) -> str:
                 describe_distribution(v.get("service_time")),
                 _calls(v.get("calls")),
                 _memory(v.get("memory")),
+                _e(_compact(_changed({k: x for k, x in v.items() if k not in _SERVICE_SHOWN},
+                                     _defaults().get("@service", {})))).strip("{}") or DASH,
             ])
         parts.append(_table(["service", "replicas", "workers", "queue", "balancer",
-                             "service time", "calls", "memory"], rows, caption="services",
-                            right_from=99))
+                             "service time", "calls", "memory", "other settings"], rows,
+                            caption="services", right_from=99))
     links = s.get("links", {}) or {}
     if links:
         rows = [[_e(k), describe_distribution(v.get("latency")), fmt_pct(v.get("loss", 0), 3)]
@@ -549,20 +562,78 @@ def scenario_html(spec: Any) -> str:
                 for i, w in enumerate(workload)]
         parts.append(_table(["workload", "target", "arrivals"], rows, caption="workload",
                             right_from=99))
-    extra = []
-    for key in ("chaos", "recovery"):
-        value = s.get(key)
-        if value and any(v not in (None, 0, 0.0, {}, []) for v in _leaves(value)):
-            extra.append([_e(key), _e(_compact(value))])
+    defaults = _defaults()
     known = {"name", "seed", "duration", "warmup", "sample_every", "services", "links",
-             "workload", "chaos", "recovery"}
+             "workload"}
+    extra = []
     for key, value in s.items():
-        if key not in known and value not in (None, {}, []):
-            extra.append([_e(key), _e(_compact(value))])
+        if key in known or value in (None, {}, []) or value == defaults.get(key):
+            continue
+        extra.append([_e(key), _e(_compact(_changed(value, defaults.get(key), (key,))))])
     if extra:
         parts.append(_table(["", ""], extra, caption="faults and other settings", right_from=99))
     parts.append("</div>")
     return "".join(parts)
+
+
+_SERVICE_SHOWN = {"replicas", "workers", "queue", "balancer", "service_time", "calls", "memory"}
+
+
+def _defaults() -> dict[str, Any]:
+    """Default values of every scenario key (``@service``: of a service), to show only changes."""
+    global _DEFAULTS
+    if _DEFAULTS is None:
+        try:
+            from .spec.load import load
+
+            d = load({"services": {"x": {}}}).model_dump(mode="json", by_alias=True)
+            d["@service"] = d["services"]["x"]
+        except Exception:  # noqa: BLE001 - without defaults every setting is shown
+            d = {}
+        _DEFAULTS = d
+    return _DEFAULTS
+
+
+_DEFAULTS: dict[str, Any] | None = None
+
+
+def _changed(value: Any, default: Any, path: tuple[str, ...] = ()) -> Any:
+    """The parts of ``value`` that differ from ``default`` (mappings compared key by key).
+
+    An optional section (default None, such as ``chaos.monkey``) is compared with the values
+    it gets when written empty, when that is a valid scenario."""
+    if isinstance(value, Mapping) and default is None and path:
+        default = _section_defaults(path)
+    if isinstance(value, Mapping) and isinstance(default, Mapping):
+        out = {}
+        for k, v in value.items():
+            if k in default and v == default[k]:
+                continue
+            out[k] = _changed(v, default.get(k), (*path, str(k)))
+        return out
+    return value
+
+
+_SECTIONS: dict[tuple[str, ...], Any] = {}
+
+
+def _section_defaults(path: tuple[str, ...]) -> Any:
+    if path not in _SECTIONS:
+        data: dict[str, Any] = {"services": {"x": {}}}
+        node = data
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = {}
+        try:
+            from .spec.load import load
+
+            dumped: Any = load(data).model_dump(mode="json", by_alias=True)
+            for part in path:
+                dumped = dumped[part]
+        except Exception:  # noqa: BLE001 - the section needs values: show all of them
+            dumped = None
+        _SECTIONS[path] = dumped
+    return _SECTIONS[path]
 
 
 def _leaves(value: Any) -> Iterable[Any]:
@@ -576,14 +647,24 @@ def _leaves(value: Any) -> Iterable[Any]:
         yield value
 
 
-def _compact(value: Any) -> str:
-    """A nested value on one line: ``monkey: targets [catalog], mean time between failures 300``."""
+_TIME_WORDS = ("time", "interval", "timeout", "window", "detection", "after", "between",
+               "duration", "delay", "at", "backoff", "period", "ttl", "lifetime", "handshake")
+
+
+def _compact(value: Any, key: str = "") -> str:
+    """A nested value on one line, times in human units:
+    ``{monkey {targets [catalog], mean time between failures 2 min}}``."""
     if isinstance(value, Mapping):
         if "dist" in value:
             return describe_distribution(value)
-        items = [f"{k.replace('_', ' ')} {_compact(v)}" for k, v in value.items()
-                 if v not in (None, {}, [])]
+        items = [f"{k.replace('_', ' ')} {_compact(v, str(k))}" for k, v in value.items()
+                 if v not in (None, {}, [], "")]
         return "{" + ", ".join(items) + "}"
     if isinstance(value, list):
-        return "[" + ", ".join(_compact(v) for v in value) + "]"
+        return "[" + ", ".join(_compact(v, key) for v in value) + "]"
+    if isinstance(value, float) and not isinstance(value, bool):
+        words = key.lower().replace("-", "_").split("_")
+        if any(w in _TIME_WORDS for w in words):
+            return fmt_duration(value)
+        return _trim(_sig(value, 4)) if value else "0"
     return str(value)

@@ -100,6 +100,7 @@ table.data tr:nth-child(even) td{background:#f7f7f7}
 nav{font-size:14px;margin:8px 0 0}
 nav a{margin-right:14px;color:#0072B2}
 footer{margin-top:40px;color:#777;font-size:13px}
+code{overflow-wrap:anywhere}
 """
 
 
@@ -374,25 +375,30 @@ def _load_sweep(d: Path) -> Any:
     try:
         from .sweep import load_sweep
     except ImportError:
-        load_sweep = None
-    if load_sweep is not None:
-        return load_sweep(d)
+        return read_sweep_dir(d)
+    return load_sweep(d)
+
+
+def read_sweep_dir(d: Path) -> Any:
+    """``sweep.json`` and every ``runs/part-*.parquet`` of ``d``, read with pandas alone.
+
+    Returns an object with ``runs``, ``meta``, ``grid_keys`` and ``scenario``; rows written
+    twice (a resumed sweep) are kept once, the last one.
+    """
+    from types import SimpleNamespace
+
     import pandas as pd
 
     meta = json.loads((d / "sweep.json").read_text(encoding="utf-8"))
     parts = sorted((d / "runs").glob("part-*.parquet"))
-    runs = pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True) if parts \
-        else pd.DataFrame()
-
-    class _Loaded:
-        pass
-
-    sw = _Loaded()
-    sw.runs = runs  # type: ignore[attr-defined]
-    sw.meta = meta  # type: ignore[attr-defined]
-    sw.grid_keys = list(meta.get("grid_keys") or [])  # type: ignore[attr-defined]
-    sw.scenario = meta.get("scenario", {})  # type: ignore[attr-defined]
-    return sw
+    frames = [pd.read_parquet(p) for p in parts]
+    runs = pd.concat([f for f in frames if len(f)], ignore_index=True) if any(
+        len(f) for f in frames) else pd.DataFrame(columns=["replication", "status"])
+    keys = [k for k in ("point_key", "replication") if k in runs.columns]
+    if len(keys) == 2:
+        runs = runs.drop_duplicates(keys, keep="last").reset_index(drop=True)
+    return SimpleNamespace(runs=runs, meta=meta, grid_keys=list(meta.get("grid_keys") or []),
+                           scenario=meta.get("scenario", {}))
 
 
 def _varying(runs: Any, keys: list[str]) -> list[str]:

@@ -25,7 +25,7 @@ _NAMES = {
     "incident_timeline": "result_plots",
     "mttr_hist": "result_plots",
     "dashboard": "result_plots",
-    "topology": "topology",
+    "topology": "topology_plot",
     "SweepPlots": "sweep_plots",
     "PALETTE": "style",
 }

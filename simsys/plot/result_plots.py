@@ -484,7 +484,7 @@ def mttr_hist(result: Any, ax: Axes | None = None, bins: int | str = "auto") -> 
 def dashboard(result: Any, fig: Figure | None = None) -> Figure:
     """The main panels of a run on one figure: topology, key figures, latency, throughput,
     errors, memory and queues, and incidents or WebSocket connections when the run has them."""
-    from .topology import topology
+    from .topology_plot import topology
 
     has_incidents = len(result.incidents) > 0
     has_connections = len(_metric(result, "connections")) > 0
@@ -597,7 +597,7 @@ class ResultPlots:
         return mttr_hist(self.result, ax=ax, **kw)
 
     def topology(self, ax: Axes | None = None, **kw: Any) -> Axes:
-        from .topology import topology
+        from .topology_plot import topology
 
         return topology(self.result, ax=ax, **kw)
 
