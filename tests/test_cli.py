@@ -151,7 +151,11 @@ def test_run_out_writes_a_run_directory(tiny, tmp_path):
     assert str(out) in r.stderr
 
 
-def test_quiet_keeps_stderr_empty(tiny, tmp_path):
+def test_quiet_keeps_stderr_empty(tiny, tmp_path, monkeypatch):
+    import simsys.output
+
+    real = simsys.output.save_run
+    monkeypatch.setattr(simsys.output, "save_run", lambda r, d: real(r, d, plots=False))
     r = invoke("run", str(tiny), "--out", str(tmp_path / "q"), "--quiet")
     assert r.exit_code == 0 and r.stderr == ""
 
