@@ -9,6 +9,7 @@ while the work it caused downstream goes on, as it would in a real system.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -67,21 +68,28 @@ class Breaker:
         self.width = spec.rolling_window / buckets
         self.calls = [0] * buckets
         self.errors = [0] * buckets
-        self.stamp = [-1] * buckets
+        self.tick = -1
+        self.total_calls = 0
+        self.total_errors = 0
         self.state = CLOSED
         self.opened_at = 0.0
         self.trial_out = False
         self.key = key
         self.records = records
 
-    def _bucket(self, now: float) -> int:
+    def _roll(self, now: float) -> int:
+        """Advance the window to ``now``: empty the buckets that fell out; return the current."""
         tick = int(now / self.width)
-        b = tick % len(self.calls)
-        if self.stamp[b] != tick:
-            self.stamp[b] = tick
-            self.calls[b] = 0
-            self.errors[b] = 0
-        return b
+        n = len(self.calls)
+        if tick != self.tick:
+            for t in range(max(self.tick + 1, tick - n + 1), tick + 1):
+                b = t % n
+                self.total_calls -= self.calls[b]
+                self.total_errors -= self.errors[b]
+                self.calls[b] = 0
+                self.errors[b] = 0
+            self.tick = tick
+        return tick % n
 
     def allow(self) -> bool:
         """May a call go through now? (Open → half-open after the sleep window: one trial.)"""
@@ -102,6 +110,7 @@ class Breaker:
             if ok:
                 self.calls = [0] * len(self.calls)
                 self.errors = [0] * len(self.errors)
+                self.total_calls = self.total_errors = 0
                 self._move(CLOSED)
             else:
                 self.opened_at = now
@@ -109,14 +118,13 @@ class Breaker:
             return
         if self.state == OPEN:
             return  # answers to calls made before it opened
-        b = self._bucket(now)
+        b = self._roll(now)
         self.calls[b] += 1
+        self.total_calls += 1
         if not ok:
             self.errors[b] += 1
-        tick = int(now / self.width)
-        n = len(self.calls)
-        calls = sum(c for c, s in zip(self.calls, self.stamp, strict=True) if tick - s < n)
-        errors = sum(e for e, s in zip(self.errors, self.stamp, strict=True) if tick - s < n)
+            self.total_errors += 1
+        calls, errors = self.total_calls, self.total_errors
         if calls >= self.volume and errors >= self.threshold * calls:
             self.opened_at = now
             self._move(OPEN)
@@ -158,7 +166,11 @@ class Guard:
         self.stats = records.calls.setdefault(key, {"calls": 0, "attempts": 0, "retries": 0,
                                                     "hedges": 0, "timeouts": 0, "fallbacks": 0,
                                                     "short_circuited": 0, "bulkhead_rejected": 0})
-        self._timeout_cb = self._on_timeout
+        # Timeouts are the same for every attempt, so deadlines arrive in send order: one timer
+        # for the earliest pending deadline replaces an event per attempt.
+        self.deadlines: deque[tuple[float, Job]] = deque()
+        self.timer_armed = False
+        self._timer_cb = self._on_timer
         self._hedge_cb = self._on_hedge
         self._retry_cb = self._on_retry
 
@@ -202,7 +214,10 @@ class Guard:
         self.records.attempt_at.append(self.env.now)
         self.link.send(child)
         if self.timeout is not None:
-            Wake(self.env, self.timeout, self._timeout_cb, child)
+            self.deadlines.append((self.env.now + self.timeout, child))
+            if not self.timer_armed:
+                self.timer_armed = True
+                Wake(self.env, self.timeout, self._timer_cb, None)
         if self.hedge is not None and len(st.outstanding) == 1 and not st.done:
             Wake(self.env, self.hedge, self._hedge_cb, (st, st.attempts))
 
@@ -230,8 +245,19 @@ class Guard:
         elif not st.outstanding:
             self._failed(st, child.status)
 
-    def _on_timeout(self, ev: Any) -> None:
-        child: Job = ev.arg
+    def _on_timer(self, ev: Any) -> None:
+        self.timer_armed = False
+        now = self.env.now
+        deadlines = self.deadlines
+        # ``now`` may fall a rounding error short of a deadline it was scheduled for.
+        horizon = now + 1e-9 * max(1.0, abs(now))
+        while deadlines and deadlines[0][0] <= horizon:
+            self._expire(deadlines.popleft()[1])
+        if deadlines and not self.timer_armed:
+            self.timer_armed = True
+            Wake(self.env, max(deadlines[0][0] - now, 0.0), self._timer_cb, None)
+
+    def _expire(self, child: Job) -> None:
         st: CallState = child.call
         if st.done or not self._release(st, child):
             return
