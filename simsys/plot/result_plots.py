@@ -271,24 +271,61 @@ def throughput_over_time(result: Any, ax: Axes | None = None,
 
 
 # -- per-replica timeseries -----------------------------------------------------------------
+MAX_POINTS = 150  # samples per line above which a per-replica series is averaged per window
+
+
+def _sample_window(result: Any, metric: str) -> float | None:
+    """The averaging window for per-replica lines, or None to draw every sample."""
+    data = _metric(result, metric)
+    if len(data) == 0:
+        return None
+    per_line = len(data) / max(1, data.groupby(["service", "instance"], observed=True).ngroups)
+    if per_line <= MAX_POINTS:
+        return None
+    return st.nice_window(result.duration, bins=100)
+
+
 def _per_replica(result: Any, ax: Axes, metric: str, factor: float, services: Sequence[str] | None,
-                 drawstyle: str = "default") -> dict[str, str]:
-    """One line per replica, one colour per service; returns service → colour."""
+                 drawstyle: str = "default", band: str = "max") -> dict[str, str]:
+    """One line per replica, one colour per service; returns service → colour.
+
+    Long runs are averaged per window (:func:`_sample_window`), the window's maximum (or its
+    min–max range, ``band="range"``) shaded behind the line, so that spikes stay visible.
+    """
     data = _metric(result, metric)
     names = list(services) if services else _services(result)
     colours: dict[str, str] = {}
     scale, _ = st.time_unit(result.duration)
+    window = _sample_window(result, metric)
     for i, name in enumerate(names):
         colours[name] = st.colour(i)
         sub = data[data["service"].astype(str) == name]
         replicas = sorted(pd.unique(sub["instance"]))
         for j, rep in enumerate(replicas):
             r = sub[sub["instance"] == rep].sort_values("time")
-            ax.plot(r["time"].to_numpy() / scale, r["value"].to_numpy() * factor,
-                    color=colours[name], lw=1.6 if len(replicas) < 4 else 1.1,
-                    alpha=0.9 if len(replicas) < 4 else 0.7, drawstyle=drawstyle,
-                    label=f"{name} (×{len(replicas)})" if j == 0 else None)
+            t, v = r["time"].to_numpy(), r["value"].to_numpy() * factor
+            style_kw = {"color": colours[name], "lw": 1.6 if len(replicas) < 4 else 1.1,
+                        "alpha": 0.9 if len(replicas) < 4 else 0.7,
+                        "label": f"{name} (×{len(replicas)})" if j == 0 else None}
+            if window is None:
+                ax.plot(t / scale, v, drawstyle=drawstyle, **style_kw)
+                continue
+            k = np.floor(t / window).astype(np.int64)
+            g = pd.DataFrame({"k": k, "v": v}).groupby("k")["v"]
+            mean, hi, lo = g.mean(), g.max(), g.min()
+            centres = (mean.index.to_numpy() + 0.5) * window / scale
+            ax.fill_between(centres, lo.to_numpy() if band == "range" else 0.0, hi.to_numpy(),
+                            color=colours[name], alpha=0.12, lw=0, step="mid")
+            ax.plot(centres, mean.to_numpy(), drawstyle="steps-mid", **style_kw)
     return colours
+
+
+def _sampling_note(result: Any, metric: str, band: str = "max") -> str:
+    window = _sample_window(result, metric)
+    if window is None:
+        return ""
+    shade = "its maximum" if band == "max" else "its range"
+    return f"; mean per {st_fmt_window(window)} window, shaded: {shade}"
 
 
 def _replica_note(result: Any, names: Sequence[str]) -> str:
@@ -304,13 +341,15 @@ def memory(result: Any, ax: Axes | None = None, services: Sequence[str] | None =
     with style():
         ax = st.new_axes(ax)
         names = list(services) if services else _services(result)
-        _title(ax, "Memory per replica", result, _replica_note(result, names))
+        _title(ax, "Memory per replica", result,
+               _replica_note(result, names) + _sampling_note(result, "memory", "range"))
         scale = _time_axis(ax, result)
         _backdrop(ax, result, scale)
         ax.set_ylabel("memory (MB)")
         if len(_metric(result, "memory")) == 0:
             return st.empty_state(ax, "No memory samples in this run.")
-        colours = _per_replica(result, ax, "memory", 1e-6, names, drawstyle="steps-post")
+        colours = _per_replica(result, ax, "memory", 1e-6, names, drawstyle="steps-post",
+                               band="range")
         G = getattr(result, "graph", None)
         for name, c in colours.items():
             mem = G.nodes[name].get("memory") if G is not None and name in G else None
@@ -331,7 +370,8 @@ def queues(result: Any, ax: Axes | None = None, services: Sequence[str] | None =
         ax = st.new_axes(ax)
         names = list(services) if services else _services(result)
         _title(ax, "Queue length per replica", result,
-               _replica_note(result, names) + ", requests waiting for a worker")
+               _replica_note(result, names) + ", requests waiting for a worker"
+               + _sampling_note(result, "queue_length"))
         scale = _time_axis(ax, result)
         _backdrop(ax, result, scale)
         ax.set_ylabel("requests waiting")
@@ -354,8 +394,10 @@ def connections(result: Any, ax: Axes | None = None,
     """Open WebSocket connections per replica (metric ``connections``), when recorded."""
     with style():
         ax = st.new_axes(ax)
-        _title(ax, "Open WebSocket connections", result)
         data = _metric(result, "connections")
+        _title(ax, "Open WebSocket connections", result,
+               ("one line per replica" + _sampling_note(result, "connections", "range"))
+               if len(data) else None)
         if len(data) == 0:
             return st.empty_state(
                 ax, "No WebSocket connections recorded in this run\n"
@@ -365,7 +407,8 @@ def connections(result: Any, ax: Axes | None = None,
         scale = _time_axis(ax, result)
         _backdrop(ax, result, scale)
         ax.set_ylabel("open connections")
-        _per_replica(result, ax, "connections", 1.0, names, drawstyle="steps-post")
+        _per_replica(result, ax, "connections", 1.0, names, drawstyle="steps-post",
+                     band="range")
         ax.set_ylim(bottom=0)
         st.legend(ax)
         return ax
