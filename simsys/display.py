@@ -326,19 +326,12 @@ def summary_html(result: Any, detail: bool = False) -> str:
 DEFAULT_SWEEP_METRICS = ("latency.p50", "latency.p99", "throughput", "error_rate")
 
 
-def _sweep_frames(sweep: Any) -> tuple[Any, Any, list[str]]:
-    """(runs DataFrame, aggregated table or None, grid keys) from a Sweep or a runs DataFrame."""
+def _sweep_frames(sweep: Any) -> tuple[Any, list[str]]:
+    """(runs DataFrame, grid keys) from a Sweep or a runs DataFrame."""
     runs = getattr(sweep, "runs", sweep)
     if callable(runs):
         runs = runs()
-    table = None
-    if hasattr(sweep, "table") and callable(sweep.table):
-        try:
-            table = sweep.table()
-        except Exception:  # noqa: BLE001 - the page still shows the runs
-            table = None
-    keys = grid_keys(sweep, runs)
-    return runs, table, keys
+    return runs, grid_keys(sweep, runs)
 
 
 def grid_keys(sweep: Any, runs: Any = None) -> list[str]:
@@ -382,7 +375,7 @@ def sweep_html(sweep: Any, metrics: Iterable[str] = DEFAULT_SWEEP_METRICS,
     """
     from .plot.stats import mean_ci  # pandas/numpy only; no matplotlib
 
-    runs, _, keys = _sweep_frames(sweep)
+    runs, keys = _sweep_frames(sweep)
     if runs is None or len(runs) == 0:
         return '<div class="simsys-sweep"><i>no runs yet</i></div>'
     n_runs = len(runs)
