@@ -74,10 +74,17 @@ class Simulation:
             if autoscale is not None:  # every replica it may start exists from the outset
                 replicas = max(replicas, autoscale.max)
             kind = PSService if attrs["discipline"] == "ps" else Service
+            work = attrs["service_time"]
+            # Work compiled from app components draws from streams named by component, so two
+            # deployments of one app see the same work (common random numbers).
+            if hasattr(work, "sampler_from"):
+                sample = work.sampler_from(streams.rng)
+            else:
+                sample = work.sampler(streams.rng(f"service/{name}/time"))
             svc = kind(
                 env, name, code,
                 replicas=replicas, workers=attrs["workers"], queue=attrs["queue"],
-                service_time=attrs["service_time"].sampler(streams.rng(f"service/{name}/time")),
+                service_time=sample,
                 first_instance_code=len(self.instances),
                 lifo=attrs["discipline"] == "lifo",
                 shed_queue=shed.queue_length if shed is not None else None,
