@@ -229,8 +229,11 @@ class _LazyBar:
 @click.option("--json", "as_json", is_flag=True,
               help="Print summary() as JSON on stdout, and nothing else there.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no notes on stderr.")
+@click.option("--fail-on-deviation", is_flag=True,
+              help="Exit 1 when the scenario's experiment deviates from its steady state "
+                   "(as `chaos run` does), so an experiment can gate a pipeline.")
 def run(scenario: str, seed: int | None, overrides: tuple[str, ...], out_dir: str | None,
-        as_json: bool, quiet: bool) -> None:
+        as_json: bool, quiet: bool, fail_on_deviation: bool) -> None:
     """Run one scenario and print its summary.
 
     The summary covers requests after the warmup: counts by status, latency percentiles
@@ -246,6 +249,10 @@ def run(scenario: str, seed: int | None, overrides: tuple[str, ...], out_dir: st
       simsys run scenarios/checkout.yaml --set duration=1min --set services.cart.replicas=3
       simsys run scenarios/checkout.yaml --json | jq .latency.p99
       simsys run scenarios/checkout.yaml --out out/checkout
+      simsys run scenarios/chaos-checkout.yaml --fail-on-deviation
+
+    With an `experiment:` block the steady-state verdict is printed (on stderr with --json)
+    and the Chaos Toolkit journal is written as journal.json with --out.
     """
     spec = _load(scenario, overrides)
     from .runner import run as simulate
@@ -277,6 +284,13 @@ def run(scenario: str, seed: int | None, overrides: tuple[str, ...], out_dir: st
             raise SimsysError(f"cannot write {out_dir}: {exc.strerror or exc}") from None
         if not quiet:
             click.echo(f"wrote {written or out_dir}", err=True)
+    journal = result.journal
+    if journal is not None:
+        from .experiment import verdict
+
+        click.echo(verdict(journal), err=as_json)
+        if fail_on_deviation and journal["status"] != "completed":
+            sys.exit(1)
 
 
 def _json_ready(value: Any) -> Any:

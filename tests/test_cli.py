@@ -266,3 +266,35 @@ def test_report_and_sweep_are_loaded_on_demand():
     assert cli.get_command(ctx, "report").name == "report"
     assert cli.get_command(ctx, "sweep").name == "sweep"
     assert cli.get_command(ctx, "compare").name == "compare"
+
+
+def _experiment(tmp_path: Path, replicas: int) -> Path:
+    """A one-service experiment: killing the only replica must break 'api is up'."""
+    path = tmp_path / f"exp{replicas}.yaml"
+    path.write_text(json.dumps({
+        "duration": "90s",
+        "services": {"api": {"replicas": replicas, "workers": 4, "service_time": "5ms"}},
+        "workload": [{"type": "poisson", "rate": "50/s", "target": "api"}],
+        "recovery": {"detection": "2s", "restart": "10s"},
+        "experiment": {
+            "title": "api survives a crash",
+            "steady-state-hypothesis": {"probes": [
+                {"name": "api is up", "metric": "services.api.availability", "window": "20s",
+                 "tolerance": [0.999, 1]}]},
+            "method": [{"name": "kill one", "kind": "crash", "target": "api", "at": "30s"}],
+        },
+    }))
+    return path
+
+
+@pytest.mark.parametrize("replicas, deviated", [(2, False), (1, True)])
+def test_experiment_verdict_and_fail_on_deviation(tmp_path, replicas, deviated):
+    path = _experiment(tmp_path, replicas)
+    plain = invoke("run", str(path), "--quiet")
+    assert plain.exit_code == 0  # a deviation alone does not fail the command …
+    assert ("DEVIATED" in plain.output) is deviated
+    gated = invoke("run", str(path), "--quiet", "--fail-on-deviation", "--out",
+                   str(tmp_path / f"out{replicas}"))
+    assert gated.exit_code == (1 if deviated else 0)  # … unless asked to, as `chaos run` does
+    journal = json.loads((tmp_path / f"out{replicas}" / "journal.json").read_text())
+    assert journal["deviated"] is deviated
