@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .spec.chaos import MONDAY, Experiment, Probe
+from .spec.model import fault_name
 
 if TYPE_CHECKING:
     from .result import Result
@@ -122,7 +123,7 @@ def journal(result: Result, exp: Experiment) -> dict[str, Any]:
     else:
         status = "failed" if deviated else "completed"
     log = result.records.stats.get("faults", [])
-    names = [a.name or f"action{i}" for i, a in enumerate(exp.method)]
+    names = [fault_name(a, "method", i) for i, a in enumerate(exp.method)]
     run = [_action(a, n, log, duration) for a, n in zip(exp.method, names, strict=True)]
     rollbacks = [
         {

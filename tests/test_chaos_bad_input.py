@@ -83,9 +83,6 @@ def test_load_names_the_field(path, value, field, words):
         assert w in text, (w, text)
 
 
-@pytest.mark.xfail(strict=True, reason="duplicate fault names are not yet checked in "
-                   "spec/model.py semantic_problems: the run fails with RuntimeError "
-                   "(random stream requested twice)")
 def test_duplicate_fault_names_are_refused():
     spec = copy.deepcopy(GOOD)
     spec["faults"] = [{"name": "x", "kind": "crash", "target": "db", "at": 10},
@@ -93,6 +90,20 @@ def test_duplicate_fault_names_are_refused():
     with pytest.raises(simsys.ScenarioError) as err:
         simsys.load(spec)
     assert "faults[1].name" in str(err.value)
+
+
+def test_fault_after_the_run_and_on_an_uncalled_link_are_refused():
+    spec = copy.deepcopy(GOOD)
+    spec["duration"] = "1min"
+    spec["faults"] = [{"kind": "crash", "target": "db", "at": "2min"}]
+    with pytest.raises(simsys.ScenarioError) as err:
+        simsys.load(spec)
+    assert "faults[0].at: expected at < duration" in str(err.value)
+    names = list(spec["services"])
+    spec["faults"] = [{"kind": "latency", "target": f"{names[-1]}->{names[0]}", "delay": "5ms"}]
+    with pytest.raises(simsys.ScenarioError) as err:
+        simsys.load(spec)
+    assert "faults[0].target: no calls go over" in str(err.value)
 
 
 BAD_FILE = """\

@@ -18,7 +18,7 @@ from .. import topology
 from ..records import Records, SpanLog
 from ..spec.chaos import Recovery
 from ..spec.distributions import Constant, batched
-from ..spec.model import CLIENT
+from ..spec.model import CLIENT, fault_name
 from ..spec.patterns import CallPolicy
 from .autoscale import Autoscaler, replica_seconds
 from .balancer import make_balancer
@@ -207,9 +207,9 @@ class Simulation:
         if faults or experiment is not None:
             self.faults = Faults(env, streams, self.services, self.links, self.lifecycle)
             for i, fault in enumerate(faults):
-                self.faults.schedule(fault, fault.name or f"{fault.kind}{i}")
+                self.faults.schedule(fault, fault_name(fault, "faults", i))
             if experiment is not None:
-                method = {a.name or f"action{i}": a for i, a in enumerate(experiment.method)}
+                method = {fault_name(a, "method", i): a for i, a in enumerate(experiment.method)}
                 ends: dict[str, float] = {}
                 for rb in experiment.rollbacks:
                     for name in method if rb.ends == "all" else [rb.ends]:

@@ -316,9 +316,20 @@ def semantic_problems(s: Scenario) -> list[tuple[tuple[str | int, ...], str]]:
     fault_lists: list[tuple[tuple[str, ...], list[Fault]]] = [(("faults",), s.faults)]
     if s.experiment is not None:
         fault_lists.append((("experiment", "method"), s.experiment.method))
+    seen_names: dict[str, str] = {}
     for prefix, faults in fault_lists:
         for i, fault in enumerate(faults):
             out.extend(_fault_problems(fault, (*prefix, i), s, known))
+            name = fault_name(fault, prefix[-1], i)
+            where = ".".join(prefix) + f"[{i}]"
+            if name in seen_names:
+                out.append(((*prefix, i, "name"),
+                            f"fault name {name!r} is already used by {seen_names[name]}; "
+                            "give each fault its own name"))
+            seen_names.setdefault(name, where)
+            if fault.at >= s.duration:
+                out.append(((*prefix, i, "at"),
+                            f"expected at < duration ({s.duration:g}s), got {fault.at:g}s"))
     if s.experiment is not None:
         names_in_method = {f.name for f in s.experiment.method if f.name}
         for i, rb in enumerate(s.experiment.rollbacks):
@@ -339,6 +350,17 @@ def semantic_problems(s: Scenario) -> list[tuple[tuple[str | int, ...], str]]:
     return out
 
 
+def fault_name(fault: Fault, where: str, index: int) -> str:
+    """A fault's name: its own, or ``faults[i]`` / ``method[i]`` after its place in the file."""
+    return fault.name or f"{where}[{index}]"
+
+
+def _calls_pairs(s: Scenario) -> set[tuple[str, str]]:
+    pairs = {(name, c.service) for name, svc in s.services.items() for _, c, _ in svc.flat_calls()}
+    pairs |= {(CLIENT, w.target) for w in s.workload}
+    return pairs
+
+
 def _fault_problems(fault: Fault, loc: tuple[str | int, ...], s: Scenario,
                     known: str) -> list[tuple[tuple[str | int, ...], str]]:
     names = set(s.services)
@@ -357,6 +379,9 @@ def _fault_problems(fault: Fault, loc: tuple[str | int, ...], s: Scenario,
         for end in (source, dest):
             if end not in names and not (end == CLIENT and end == source):
                 out.append(((*loc, "target"), f"unknown service {end!r} in link {target!r}; services are: {known}"))
+        if not out and (source, dest) not in _calls_pairs(s):
+            out.append(((*loc, "target"), f"no calls go over {target!r} ({source} does not call {dest}), "
+                        "so the fault would do nothing"))
     elif fault.kind == "loss":
         out.append(((*loc, "target"), f"a loss fault targets a link such as 'a->b', got {target!r}"))
     elif target not in names:
