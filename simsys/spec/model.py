@@ -22,15 +22,10 @@ from .distributions import (
 from .model_base import CLIENT, Fraction, Rate, Size, Strict
 from .patterns import (
     Autoscale,
-    Bulkhead,
     CallPolicy,
-    CircuitBreaker,
     Discovery,
-    Fallback,
-    Hedge,
     Retry,
     Shed,
-    _fallback,
 )
 from .websocket import PollingWorkload, WebSocketConfig, WebSocketWorkload, websocket_problems
 
@@ -104,7 +99,7 @@ class Memory(Strict):
     limit: Size | None = None
 
 
-class Service(Strict):
+class Service(CallPolicy):
     """A service: ``replicas`` identical instances behind one balancer.
 
     Each replica serves up to ``workers`` requests at once and holds up to ``queue`` more waiting
@@ -124,13 +119,7 @@ class Service(Strict):
     memory: Memory = Field(default_factory=Memory)
     websocket: WebSocketConfig | None = None
     failures: Failures | None = None
-    # defaults for every outgoing call (a call's own keys win)
-    timeout: PosDuration | None = None
-    retry: Retry | None = None
-    circuit_breaker: CircuitBreaker | None = None
-    bulkhead: Bulkhead | None = None
-    hedge: Hedge | None = None
-    fallback: Annotated[Fallback | None, BeforeValidator(_fallback)] = None
+    # the CallPolicy fields it inherits (timeout, retry, …) are defaults for every outgoing call
     shed: Shed | None = None
     autoscale: Autoscale | None = None
     discovery: Discovery | None = None
