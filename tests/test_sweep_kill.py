@@ -25,7 +25,7 @@ SCENARIO = {
     "workload": [{"type": "poisson", "rate": "50/s", "target": "web"}],
 }
 GRID = {"services.web.workers": [1, 2, 3]}
-REPLICATIONS = 12
+REPLICATIONS = 24
 TOTAL = 3 * REPLICATIONS
 
 
@@ -38,7 +38,7 @@ def clean():
 def command(scenario, out) -> list[str]:
     return [sys.executable, "-m", "simsys.cli_sweep", str(scenario),
             "--grid", "services.web.workers=1,2,3", "--replications", str(REPLICATIONS),
-            "--jobs", "2", "--out", str(out), "--flush-every", "0.2", "--no-progress"]
+            "--jobs", "2", "--out", str(out), "--flush-every", "0.1", "--no-progress"]
 
 
 def parts(out) -> list:
@@ -77,7 +77,7 @@ def test_a_killed_sweep_leaves_readable_parts_and_the_rerun_completes_it(sig, cl
     assert not alive, f"left behind: {alive}"
 
     saved = pd.concat([pd.read_parquet(p) for p in parts(out)], ignore_index=True)  # all readable
-    assert 0 < len(saved) < TOTAL
+    assert 0 < len(saved) < TOTAL, f"{len(saved)} of {TOTAL} runs saved when stopped"
     assert not saved.duplicated(["point_key", "replication"]).any()
 
     rerun = subprocess.run(command(scenario, out), capture_output=True, text=True, timeout=120)
