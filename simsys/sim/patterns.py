@@ -184,19 +184,31 @@ class Guard:
 
     def _try(self, st: CallState) -> None:
         parent = st.parent
-        if self.breaker is not None and not self.breaker.allow():
+        breaker = self.breaker
+        if breaker is not None and not breaker.allow():
             self.stats["short_circuited"] += 1
-            parent.req.blame(self.link.target.code, -1, C_CIRCUIT_OPEN)
-            self._failed(st, ERROR)
+            self._refused(st, C_CIRCUIT_OPEN)
             return
         if self.bulkhead is not None:
             slot = parent.inst.code if parent.inst is not None else -1
             if self.in_flight.get(slot, 0) >= self.bulkhead:
+                if breaker is not None and breaker.state == HALF_OPEN:
+                    breaker.trial_out = False  # this call was the trial: the next one is
                 self.stats["bulkhead_rejected"] += 1
-                parent.req.blame(self.link.target.code, -1, C_BULKHEAD)
-                self._failed(st, ERROR)
+                self._refused(st, C_BULKHEAD)
                 return
         self._send(st)
+
+    def _refused(self, st: CallState, cause: int) -> None:
+        """A try failed before anything was sent. It counts against ``max_attempts`` like a
+        sent one: otherwise retries would go on until the breaker or the bulkhead let a call
+        through (for ever, within one instant, with no back-off)."""
+        st.attempts += 1
+        parent = st.parent
+        if parent.inst is None:
+            parent.req.attempts = st.attempts
+        parent.req.blame(self.link.target.code, -1, cause)
+        self._failed(st, ERROR)
 
     def _send(self, st: CallState) -> None:
         parent = st.parent
@@ -272,6 +284,14 @@ class Guard:
         st, attempt = ev.arg
         if st.done or st.attempts != attempt or not st.outstanding or st.parent.dead:
             return
+        # A copy is one more call: it needs a bulkhead slot, and a breaker that is not closed
+        # lets through only its one trial.
+        if self.breaker is not None and self.breaker.state != CLOSED:
+            return
+        if self.bulkhead is not None:
+            slot = st.parent.inst.code if st.parent.inst is not None else -1
+            if self.in_flight.get(slot, 0) >= self.bulkhead:
+                return
         self.hedges += 1
         self.stats["hedges"] += 1
         self._send(st)
