@@ -316,17 +316,49 @@ class _Executors:
             raise ScenarioError(
                 "scheduler: Dask is not installed; pip install 'dask[distributed]'"
             ) from None
-        timeout = f"{self.scheduler_timeout}s"
+        kwargs: dict[str, Any] = {"timeout": f"{self.scheduler_timeout}s", "set_as_default": False}
+        if os.path.isfile(address):
+            try:
+                target = json.loads(Path(address).read_text(encoding="utf-8"))["address"]
+            except (OSError, ValueError, KeyError, TypeError):
+                raise ScenarioError(f"scheduler: {address} is not a Dask scheduler file "
+                                    "(JSON with an address)") from None
+            kwargs["scheduler_file"] = address
+        else:
+            target = address
+        self._probe(target, address)
         try:
-            if os.path.isfile(address):
-                client = Client(scheduler_file=address, timeout=timeout, set_as_default=False)
-            else:
-                client = Client(address, timeout=timeout, set_as_default=False)
-        except (OSError, TimeoutError, ValueError) as exc:
-            raise ScenarioError(f"scheduler: cannot reach the Dask scheduler at {address}: {exc}") from None
+            client = Client(**kwargs) if "scheduler_file" in kwargs else Client(address, **kwargs)
+        except Exception as exc:  # whatever answered there is not a scheduler we can use
+            raise ScenarioError(f"scheduler: cannot reach the Dask scheduler at {address}: "
+                                f"{_message(exc)}") from None
         self._client = client
         self.workers = max(1, sum(client.nthreads().values()))
         return client.get_executor(pure=False)
+
+    def _probe(self, target: str, address: str) -> None:
+        """Fail fast, before a Client starts its threads: a bad address, nobody listening."""
+        import socket
+
+        from distributed.comm.addressing import parse_address, parse_host_port
+
+        try:
+            scheme, location = parse_address(target)
+            host, port = (parse_host_port(location) if scheme in ("tcp", "tls", "ws", "wss")
+                          else (None, None))
+        except ValueError as exc:
+            missing = (" (no such file)" if "://" not in address
+                       and (os.sep in address or address.endswith(".json")) else "")
+            raise ScenarioError(f"scheduler: expected an address such as tcp://host:8786 or a "
+                                f"scheduler file, got {address!r}{missing}: {exc}") from None
+        if host is None:
+            return
+        try:
+            with socket.create_connection((host, port), timeout=self.scheduler_timeout):
+                pass
+        except OSError as exc:
+            raise ScenarioError(f"scheduler: cannot reach the Dask scheduler at {address}: "
+                                f"{exc.strerror or exc}") from None
 
     @staticmethod
     def _count_workers(executor: cf.Executor) -> int:

@@ -56,8 +56,8 @@ def _stop(procs: list[subprocess.Popen]) -> None:
 
 
 @pytest.fixture(scope="module")
-def scheduler_address(tmp_path_factory):
-    """A real Dask scheduler and two one-thread workers on 127.0.0.1; its tcp:// address."""
+def scheduler(tmp_path_factory):
+    """A real Dask scheduler and two one-thread workers on 127.0.0.1: (tcp:// address, file)."""
     where = tmp_path_factory.mktemp("dask")
     dask = str(Path(sys.executable).with_name("dask"))
     file = where / "scheduler.json"
@@ -81,19 +81,21 @@ def scheduler_address(tmp_path_factory):
                   "--no-dashboard", "--host", "127.0.0.1", "--local-directory", str(where / f"w{i}"))
         with distributed.Client(scheduler_file=str(file), timeout="30s", set_as_default=False) as client:
             client.wait_for_workers(2, timeout=90)
-        yield json.loads(file.read_text())["address"]
+        yield json.loads(file.read_text())["address"], str(file)
     finally:
         _stop(procs)
         log.close()
 
 
-def test_jobs_1_jobs_2_and_a_dask_cluster_agree_bit_for_bit(local, scheduler_address):
-    assert scheduler_address.startswith("tcp://127.0.0.1:")
+def test_jobs_1_jobs_2_and_a_dask_cluster_agree_bit_for_bit(local, scheduler):
+    address, file = scheduler
+    assert address.startswith("tcp://127.0.0.1:")
     two = sweep(TINY, GRID, REPLICATIONS, jobs=2, progress=False)
-    cluster = sweep(TINY, GRID, REPLICATIONS, scheduler=scheduler_address, progress=False)
+    cluster = sweep(TINY, GRID, REPLICATIONS, scheduler=address, progress=False)
     assert len(local.runs) == 8 and set(local.runs["status"]) == {"ok"}
     same(local, two)
     same(local, cluster)
+    same(local, sweep(TINY, GRID, REPLICATIONS, scheduler=file, progress=False))  # scheduler file
 
 
 def test_in_process_local_cluster_agrees(local):
