@@ -49,10 +49,20 @@ One code path drives any :class:`concurrent.futures.Executor`: by default a loca
 with one worker per core; ``jobs=N`` for N processes (``jobs=1`` runs in this process, handy for
 debugging); ``scheduler="tcp://host:8786"`` (or the path of a Dask scheduler file) connects a
 ``distributed.Client`` and uses ``client.get_executor()``; ``executor=`` takes any executor you
-bring. Runs travel as plain data (scenario dict, overrides, seed) and come back as flat dicts.
-A run that raises becomes a row with ``status="error"`` and the message; a worker process that
+bring. Runs travel as plain data (scenario dict, overrides, seed) and come back as flat dicts;
+per-request tables stay in the worker unless ``collect=`` (a picklable function of the Result)
+adds figures computed from them. ``before_run=`` is called in the worker before each run
+(instrumentation, fault injection). A run that raises becomes a row with ``status="error"`` and the message; a worker process that
 dies (``BrokenProcessPool``) costs a new pool, and the runs that were in flight are run again one
 at a time so that only the one that kills its worker is recorded as an error.
+
+Tables
+------
+``Sweep.runs`` has one row per run; ``Sweep.table()`` one row per grid point and figure (long
+format: ``point``, grid keys, ``metric``, ``n``, ``mean``, ``std``, ``half_width``, ``ci_low``,
+``ci_high``; ``wide=True`` pivots to ``(metric, statistic)`` columns); ``Sweep.overview()`` the
+``mean ± half-width`` text the command line prints; ``Sweep.diff(metric, a, b)`` the paired
+difference between two points.
 
 Output directory (``out=``)
 ---------------------------
