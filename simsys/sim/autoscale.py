@@ -61,13 +61,17 @@ class Autoscaler:
             return
         self.last_change_at = now
         if want > self.launched:
-            idle = [i for i in svc.instances if not i.enabled][: want - self.launched]
+            # ``enabled is None`` means starting, so ``not enabled`` would pick those again.
+            idle = [i for i in svc.instances if i.enabled is False][: want - self.launched]
             for inst in idle:
                 inst.enabled = None  # type: ignore[assignment]  # starting: billed, not serving
                 Wake(self.env, spec.startup, self._started, inst)
         else:
+            # Cancel replicas still starting before stopping serving ones: ``launched`` counts
+            # both, and stopping serving ones first could leave fewer than ``min`` serving.
+            starting = [i for i in svc.instances if i.enabled is None]
             running = [i for i in svc.instances if i.enabled]
-            for inst in running[want - self.launched:]:
+            for inst in (starting[::-1] + running[::-1])[: self.launched - want]:
                 inst.enabled = False  # leaves the balancer; finishes what it holds
             svc.routable = [i for i in svc.routable if i.enabled]
         self.launched = want
