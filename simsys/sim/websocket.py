@@ -132,7 +132,7 @@ class Pool:
 
     def __init__(self, env: simpy.Environment, svc: Service, cfg: Any, groups: list[Group],
                  lifecycle: Any, streams: Streams, records: Records, duration: float,
-                 warmup: float, balancer: str, limit: float | None):
+                 warmup: float, balancer: str, memory: tuple[float, float, float, float | None]):
         self.env = env
         self.svc = svc
         self.cfg = cfg
@@ -147,7 +147,13 @@ class Pool:
         self.workers = cfg.workers or self.insts[0].workers
         self.sticky = cfg.sticky
         self.balancer = "random" if balancer == "consistent_hash" else balancer
-        self.limit = limit
+        _, per_request, per_connection, self.limit = memory
+        # An upgrade under way is an HTTP request held: it costs per_request on top of the
+        # connection's per_connection. Lifecycle.memory charges per_connection × connections,
+        # so it counts as this many connections (per_request is not charged when
+        # per_connection is 0).
+        self.w_pending = 1.0 + per_request / per_connection if per_connection > 0 else 1.0
+        self.per_connection = per_connection
         self.rng = streams.rng(f"websocket/pool/{svc.name}")
         self.u = batched(self.rng.random)
         self.handshake = cfg.handshake.sampler(streams.rng(f"websocket/pool/{svc.name}/handshake"))
@@ -321,7 +327,7 @@ class ExactPool(Pool):
         c[ACCEPTED, b] += 1
         inst = self.insts[r]
         self.pending[r] += 1
-        inst.connections += 1
+        inst.connections += self.w_pending
         token = (conn, e)
         self.shaking[r].add(token)
         if self.limit is not None and self.lifecycle.check_memory(inst):
@@ -443,8 +449,9 @@ class ExactPool(Pool):
         conn, e = token
         inst = self.insts[r]
         if conn.epoch != e or conn.state != CONNECTING:
-            inst.connections -= 1  # abandoned: the server's 101 finds no one; it closes
+            inst.connections -= self.w_pending  # abandoned: the 101 finds no one; it closes
             return
+        inst.connections += 1.0 - self.w_pending
         env = self.env
         now = env.now
         g = conn.group
@@ -553,7 +560,7 @@ class ExactPool(Pool):
         self.shaking[r] = set()
         for conn, e in shaking:
             self._tell(conn, e)
-        inst.connections -= self.open[r] + self.pending[r]
+        inst.connections -= self.open[r] + self.pending[r] * self.w_pending
         self.open[r] = 0
         self.pending[r] = 0
         self.queue[r].clear()
@@ -635,12 +642,16 @@ class AggGroup:
         self.H = R + 1 if sticky else 1            # home replica of an attempt; last = none
         self.none = self.H - 1
         self.attempts = Calendar(self.H * self.A)
-        self.opening = Calendar(R)                 # handshakes done, connection opens
+        self.opening = Calendar(R * self.A)        # handshakes done, connection opens, by
+                                                   # (replica, level of the attempt)
         self.abandoning = Calendar(R)              # handshakes done for clients gone
+        self.timing_out = Calendar(R * self.A)     # clients whose connect_timeout fires, by
+                                                   # (replica, level)
         lt = g.lifetime_dist
         self.exponential = isinstance(lt, Exponential) and not idles
         self.calendar = lt is not None and not self.exponential
-        self.p_close = 1.0 - math.exp(-1.0 / lt.mean) if self.exponential else 0.0  # per second
+        self.p_close = self.p_half = 0.0      # per step, set by the pool
+        self.just = np.zeros(R, dtype=np.int64)  # opened during the current step
         self.closing = Calendar(R) if self.calendar else None
         self.idling = Calendar(R) if idles else None
         self.rate = g.w.connect_rate or 0.0
@@ -665,12 +676,14 @@ class AggregatePool(Pool):
         self.dt = dt = cfg.step
         self.last_step = int(math.floor(self.duration / dt + 1e-9))
         self.ag = [AggGroup(g, R, self.sticky, cfg.idles) for g in self.groups]
+        self.zero = np.zeros(R, dtype=np.int64)
         for a in self.ag:
             if a.exponential:
                 a.p_close = 1.0 - math.exp(-dt / a.g.lifetime_dist.mean)
+                a.p_half = 1.0 - math.exp(-dt / 2 / a.g.lifetime_dist.mean)
         self.n_tot = np.zeros(R, dtype=np.int64)
         self.pend_tot = np.zeros(R, dtype=np.int64)
-        self.part = np.zeros(R, dtype=np.int64)     # what this pool added to inst.connections
+        self.part = np.zeros(R)                     # what this pool added to inst.connections
         self.backlog = np.zeros(R)                  # seconds of WebSocket work waiting
         self.up_mask = np.array([i.up for i in self.insts], dtype=bool)
         self.hs_mean = cfg.handshake.mean
@@ -749,6 +762,7 @@ class AggregatePool(Pool):
     def _tick(self, ev: Any) -> None:
         k = self.k
         dt = self.dt
+        R = self.R
         now = k * dt
         if self.svc.routable is not self._routable_src:
             src = self.svc.routable
@@ -759,6 +773,8 @@ class AggregatePool(Pool):
         order = self.ag if len(self.ag) < 2 else [self.ag[i] for i in self.rng.permutation(len(self.ag))]
         # 1. attempts reaching the balancer
         for a in order:
+            if a.g.timeout is not None:
+                self._timeouts(a, a.timing_out.pop(k), now, k, TIMEOUTS)
             slot = a.attempts.pop(k)
             if a.rate:
                 slot[a.none * a.A + FRESH] += self.rng.poisson(a.rate * dt)
@@ -769,13 +785,15 @@ class AggregatePool(Pool):
         c = self.tally.c
         b = min(int(now / BIN), self.tally.nbins - 1)
         for a in self.ag:
-            op = a.opening.pop(k)
+            a.just = self.zero
+            op = a.opening.pop(k).reshape(R, a.A).sum(axis=1)
             ab = a.abandoning.pop(k)
             if op.any() or ab.any():
                 a.pend -= op + ab
                 self.pend_tot -= op + ab
                 a.n += op
                 self.n_tot += op
+                a.just = op
                 opened = int(op.sum())
                 c[OPENED, b] += opened
                 for r in np.flatnonzero(op):
@@ -787,8 +805,8 @@ class AggregatePool(Pool):
             self.tally.peak[b] = total
         # 3. closes
         for a in self.ag:
-            if a.exponential:
-                d = self.rng.binomial(a.n, a.p_close)
+            if a.exponential:  # those opened during this step have been open half a step
+                d = self.rng.binomial(a.n - a.just, a.p_close) + self.rng.binomial(a.just, a.p_half)
             elif a.calendar:
                 d = a.closing.pop(k)
             else:
@@ -854,7 +872,7 @@ class AggregatePool(Pool):
 
     def _sync(self, check: bool) -> None:
         """Bring each replica's ``connections`` (memory per connection) up to date."""
-        new = self.n_tot + self.pend_tot
+        new = self.n_tot + self.pend_tot * self.w_pending
         delta = new - self.part
         changed = np.flatnonzero(delta)
         if not len(changed):
@@ -862,7 +880,7 @@ class AggregatePool(Pool):
         self.part = new
         insts = self.insts
         for r in changed.tolist():
-            insts[r].connections += int(delta[r])
+            insts[r].connections += float(delta[r])
         if check and self.limit is not None:
             for r in changed.tolist():
                 if delta[r] > 0 and insts[r].up:
@@ -902,10 +920,14 @@ class AggregatePool(Pool):
         return x
 
     def _route(self, a: AggGroup, slot: np.ndarray, now: float, k: int) -> None:
+        """The attempts of one step: route each row (home, level), then admit them together,
+        so that when a replica has fewer free slots than attempts, every attempt has the same
+        chance, whatever its level (as when they arrive one by one in random order)."""
         g = a.g
         c = self.tally.c
         b = min(int(now / BIN), self.tally.nbins - 1)
         A = a.A
+        routed: list[tuple[int, int, np.ndarray]] = []
         for row in np.flatnonzero(slot).tolist():
             count = int(slot[row])
             h, i = divmod(row, A)
@@ -928,21 +950,71 @@ class AggregatePool(Pool):
             if x is None:
                 c[FAILED, b] += count
                 self._retry(a, h, i, count, now + g.lat(), k)
+            else:
+                routed.append((h, i, x))
+        if not routed:
+            return
+        up = self.up_mask
+        X = np.stack([x for _, _, x in routed])
+        Xu = X * up
+        failed = X.sum(axis=1) - Xu.sum(axis=1)
+        Tu = Xu.sum(axis=0)
+        free = np.maximum(self.max - self.n_tot - self.pend_tot, 0)
+        short = np.flatnonzero(Tu > free)
+        Acc = Xu
+        if len(short):
+            Acc = Xu.copy()
+            for r in short.tolist():
+                if len(routed) == 1:
+                    Acc[0, r] = free[r]
+                else:
+                    Acc[:, r] = self.rng.multivariate_hypergeometric(Xu[:, r], int(free[r]))
+        blocked = Xu.sum(axis=1) - Acc.sum(axis=1)
+        if self.limit is not None:
+            Acc, failed = self._memory_cap(Acc, failed)
+        c[ACCEPTED, b] += int(Acc.sum())
+        c[BLOCKED, b] += int(blocked.sum())
+        c[FAILED, b] += int(failed.sum())
+        for j, (h, i, _) in enumerate(routed):
+            lost = int(failed[j] + blocked[j])
+            if lost:
+                self._retry(a, h, i, lost, now + g.lat(), k)
+            if Acc[j].any():
+                self._admit(a, Acc[j], h, i, now, k)
+
+    def _memory_cap(self, Acc: np.ndarray, failed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """As one upgrade at a time would: the one that takes a replica over memory.limit
+        kills it (oom, at the next sync), and the attempts after it find it dead (failed)."""
+        unit = self.per_connection * self.w_pending
+        if unit <= 0:
+            return Acc, failed
+        tot = Acc.sum(axis=0)
+        unsynced = self.n_tot + self.pend_tot * self.w_pending - self.part
+        for r in np.flatnonzero(tot).tolist():
+            inst = self.insts[r]
+            mem = self.lifecycle.memory(inst) + self.per_connection * unsynced[r]
+            fit = max(int((self.limit - mem) // unit), 0) + 1
+            if tot[r] <= fit:
                 continue
-            up = self.up_mask
-            failed = int(x[~up].sum())
-            xu = np.where(up, x, 0)
-            free = np.maximum(self.max - self.n_tot - self.pend_tot, 0)
-            acc = np.minimum(xu, free)
-            blocked = int(xu.sum() - acc.sum())
-            accepted = int(acc.sum())
-            c[ACCEPTED, b] += accepted
-            c[BLOCKED, b] += blocked
-            c[FAILED, b] += failed
-            if failed + blocked:
-                self._retry(a, h, i, failed + blocked, now + g.lat(), k)
-            if accepted:
-                self._admit(a, acc, h, i, now, k)
+            if Acc.shape[0] == 1:
+                keep = np.array([fit])
+            else:
+                keep = self.rng.multivariate_hypergeometric(Acc[:, r], fit)
+            Acc = Acc.copy()
+            failed = failed + (Acc[:, r] - keep)
+            Acc[:, r] = keep
+        return Acc, failed
+
+    def _timeouts(self, a: AggGroup, due: np.ndarray, learnt_at: float, k: int,
+                  counter: int) -> None:
+        """Clients (by replica and level) that learn now their upgrade failed: they retry."""
+        rows = np.flatnonzero(due)
+        if not len(rows):
+            return
+        levels = np.bincount(rows % a.A, weights=due[rows], minlength=a.A)
+        self.tally.c[counter, min(int(learnt_at / BIN), self.tally.nbins - 1)] += int(due.sum())
+        for i in np.flatnonzero(levels).tolist():
+            self._retry(a, a.none, i, int(levels[i]), learnt_at, k)
 
     def _retry(self, a: AggGroup, h: int, i: int, count: int, learnt_at: float, k: int) -> None:
         """Clients told of a failure at ``learnt_at`` back off and try again (or give up)."""
@@ -983,15 +1055,15 @@ class AggregatePool(Pool):
             span = np.maximum(x1 - x0, 1e-12)
             frac = np.clip((x1 - cut) / span, 0.0, 1.0)
             gone = np.rint(n * frac).astype(np.int64)
-            if gone.any():
-                self.tally.c[TIMEOUTS, min(int(now / BIN), self.tally.nbins - 1)] += int(gone.sum())
-                # the client's own timer fires ``timeout`` after it sent, i.e. at now + cut
-                self._retry(a, h, i, int(gone.sum()), max(now + cut, now), k)
+            if gone.any():  # their timers fire ``timeout`` after they sent: at now + cut
+                some = np.flatnonzero(gone)
+                self._points(a.timing_out, idx[some] * a.A + i, gone[some],
+                             np.full(len(some), now + max(cut, 0.0)), k + 1)
         stay = n - gone
         narrow = (x1 - x0) < self.dt
         if narrow.all():
             mid = now + (x0 + x1) / 2
-            self._points(a.opening, idx, stay, mid, k)
+            self._points(a.opening, idx * a.A + i, stay, mid, k)
             if gone.any():
                 self._points(a.abandoning, idx, gone, mid, k)
             return
@@ -999,7 +1071,7 @@ class AggregatePool(Pool):
             r = int(idx[j])
             cut_j = x0[j] + (x1[j] - x0[j]) * (stay[j] / n[j])
             if stay[j]:
-                self._spread(a.opening, r, int(stay[j]), now + x0[j], now + cut_j, k)
+                self._spread(a.opening, r * a.A + i, int(stay[j]), now + x0[j], now + cut_j, k)
             if gone[j]:
                 self._spread(a.abandoning, r, int(gone[j]), now + cut_j, now + x1[j], k)
 
@@ -1059,10 +1131,17 @@ class AggregatePool(Pool):
                 lo, hi = a.g.reconnect.bounds(0)
                 t = now + a.g.lat() + a.g.lat()
                 self._spread(a.attempts, a.none * a.A + DROP, nr, t + lo, t + hi, k + 1)
-            waiting = a.opening.row_total(r)
-            if waiting:
-                self._retry(a, a.none, DROP, waiting, now + a.g.lat(), k)
-            a.opening.clear_row(r)
+            rows = slice(r * a.A, (r + 1) * a.A)
+            waiting = a.opening.data[rows].sum(axis=1)   # by level
+            a.opening.data[rows] = 0
+            for i in np.flatnonzero(waiting).tolist():  # their upgrades fail: they retry
+                self._retry(a, a.none, i, int(waiting[i]), now + a.g.lat(), k)
+            if a.g.timeout is not None:  # clients still waiting for a doomed upgrade
+                rows = slice(r * a.A, (r + 1) * a.A)
+                due = np.zeros(a.timing_out.rows, dtype=np.int64)
+                due[rows] = a.timing_out.data[rows].sum(axis=1)
+                a.timing_out.data[rows] = 0
+                self._timeouts(a, due, now + a.g.lat(), k, FAILED)
             a.abandoning.clear_row(r)
             if a.closing is not None:
                 a.closing.clear_row(r)
@@ -1076,7 +1155,7 @@ class AggregatePool(Pool):
         self.n_tot[r] = 0
         self.pend_tot[r] = 0
         self.backlog[r] = 0.0
-        inst.connections -= int(self.part[r])
+        inst.connections -= float(self.part[r])
         self.part = self.part.copy()
         self.part[r] = 0
 
@@ -1364,9 +1443,8 @@ def build_websockets(env: simpy.Environment, G: Any, streams: Streams, records: 
                              "websocket settings")
         svc = services[name]
         kind = choose_representation(cfg, groups, duration, len(svc.instances))
-        limit = memory[name][3]
         args = (env, svc, cfg, groups, lifecycle, streams, records, duration, warmup,
-                attrs.get("balancer", "round_robin"), limit)
+                attrs.get("balancer", "round_robin"), memory[name])
         if kind == "exact":
             pools.append(ExactPool(*args))
         else:
