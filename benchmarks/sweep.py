@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import resource
 import tempfile
 import time
 
@@ -57,17 +58,27 @@ def speedup(runs: int, run_seconds: float, repeat: int) -> dict:
     spec = scenario(calibrate(run_seconds))
     grid = {"services.web.workers": [2, 3, 4, 5]}
     reps = max(1, runs // 4)
-    t1 = t2 = float("inf")
+    t1 = t2 = c1 = c2 = float("inf")
     for _ in range(repeat):  # interleaved, best of each: a busy spell hurts both alike
-        started = time.perf_counter()
+        cpu, started = cpu_seconds(), time.perf_counter()
         one = sweep(spec, grid, reps, jobs=1, progress=False)
         t1 = min(t1, time.perf_counter() - started)
-        started = time.perf_counter()
+        c1 = min(c1, cpu_seconds() - cpu)
+        cpu, started = cpu_seconds(), time.perf_counter()
         two = sweep(spec, grid, reps, jobs=2, progress=False)
-        t2 = min(t2, time.perf_counter() - started)
+        wall = time.perf_counter() - started
+        if wall < t2:
+            t2, c2 = wall, cpu_seconds() - cpu
         assert one.table().equals(two.table()), "jobs=1 and jobs=2 disagree"
     return {"runs": len(one.runs), "duration": spec["duration"], "jobs1": t1, "jobs2": t2,
-            "mean_run": float(one.runs["wall_time"].mean())}
+            "cpu1": c1, "cpu2": c2, "mean_run": float(one.runs["wall_time"].mean())}
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and its finished children (the pool's workers, once shut down)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def overhead(runs: int, repeat: int) -> dict:
@@ -136,6 +147,11 @@ def main() -> None:
          verdict(ratio, TARGET_SPEEDUP, True),
          f"{s['runs']} runs of {s['duration']} simulated, {s['mean_run']:.2f} s each; "
          f"jobs=1 {s['jobs1']:.1f} s, jobs=2 {s['jobs2']:.1f} s"),
+        ("cores jobs=2 had (CPU/wall)", f"{s['cpu2'] / s['jobs2']:.2f}", "2 when idle", "",
+         "below ~1.9 the machine was busy and the speed-up above says little"),
+        ("CPU per run, jobs=2 / jobs=1", f"{s['cpu2'] / s['cpu1']:.3f}", "~1", "",
+         f"{s['cpu1'] / s['runs']:.3f} s vs {s['cpu2'] / s['runs']:.3f} s: the work parallel "
+         "execution adds"),
         ("overhead per run, jobs=1", f"{o['per_run_ms']:.1f} ms", f"<= {TARGET_OVERHEAD_MS:g} ms",
          verdict(o["per_run_ms"], TARGET_OVERHEAD_MS, False),
          f"{o['runs']} tiny runs ({o['loop_per_run_ms']:.1f} ms each in a plain loop): sweep wall "
