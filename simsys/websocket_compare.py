@@ -202,7 +202,6 @@ def compare_delivery(*results: Any, names: list[str] | None = None) -> Any:
     for i, r in enumerate(results):
         s = r if isinstance(r, dict) else r.summary()
         ws = s.get("websockets") or {}
-        window = float(s.get("duration", 0.0)) - float(s.get("warmup", 0.0))
         frames = ws.get("message_rate", 0.0) if not ws.get("polls") else 0.0
         delivered = ws.get("messages_to_clients") or 0
         rows.append({
@@ -216,7 +215,6 @@ def compare_delivery(*results: Any, names: list[str] | None = None) -> Any:
             "connections_mean": ws.get("mean_connections", 0.0),
         })
         labels.append(names[i] if names else s.get("name", f"run{i}"))
-        del window
     table = pd.DataFrame(rows, index=pd.Index(labels, name="run"), dtype=float)
     table.attrs["labels"] = dict(COLUMNS)
     return table
@@ -234,7 +232,8 @@ def plot_polling_vs_websocket(table: Any, ax: Any = None) -> Any:
     if ax is None:
         ncols = min(4, len(columns))
         nrows = math.ceil(len(columns) / ncols)
-        fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 2.8 * nrows), squeeze=False)
+        fig, axes = plt.subplots(nrows, ncols, figsize=(3.4 * ncols, 3.0 * nrows), squeeze=False,
+                                 layout="constrained")
         axes = axes.ravel()
         for extra in axes[len(columns):]:
             extra.set_visible(False)

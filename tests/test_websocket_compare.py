@@ -1,0 +1,48 @@
+"""The polling-versus-WebSocket table and its bar chart, on short versions of the two chat
+scenarios (same users, same messages)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+import pytest
+
+import simsys
+from simsys.websocket_compare import COLUMNS, compare_delivery, plot_polling_vs_websocket
+
+matplotlib.use("Agg")
+SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
+SHORT = {"duration": "120s", "warmup": "40s", "workload.0.clients": 300}  # ramp: 30s
+
+
+@pytest.fixture(scope="module")
+def table():
+    ws = simsys.run(SCENARIOS / "chat-websocket.yaml", overrides=SHORT)
+    poll = simsys.run(SCENARIOS / "chat-polling.yaml", overrides=SHORT)
+    long = simsys.run(SCENARIOS / "chat-polling.yaml", overrides={**SHORT, "workload.0.long": True})
+    return compare_delivery(ws, poll, long.summary(), names=["websocket", "polling", "long"])
+
+
+def test_the_table_compares_what_a_teacher_asks(table):
+    assert list(table.columns) == list(COLUMNS)
+    assert list(table.index) == ["websocket", "polling", "long"]
+    ws, poll, long = (table.loc[n] for n in table.index)
+    assert ws.delivery_mean == pytest.approx(0.0301, abs=0.001)      # 30 ms link + 100 us
+    assert poll.delivery_mean == pytest.approx(2.5 + 0.03, rel=0.05)  # interval / 2 + the way back
+    assert ws.delivery_mean < long.delivery_mean < 0.1 < poll.delivery_mean
+    assert ws.requests_per_s < 5 < poll.requests_per_s < long.requests_per_s
+    assert poll.frames_per_s == 0 < ws.frames_per_s
+    assert ws.bytes_per_message < 300 < poll.bytes_per_message < long.bytes_per_message
+    assert ws.connections_mean == pytest.approx(300, abs=2)
+    assert poll.connections_mean == 0 and long.connections_mean > 250
+    assert ws.memory_mean > poll.memory_mean        # 300 open connections × 48 KB
+
+
+def test_the_bar_chart_has_a_panel_per_column(table):
+    axes = plot_polling_vs_websocket(table)
+    visible = [a for a in axes if a.get_visible()]
+    assert len(visible) == len(table.columns)
+    assert [t.get_text() for t in visible[0].get_xticklabels()] == list(table.index)
+    with pytest.raises(ValueError, match="expected 8 axes"):
+        plot_polling_vs_websocket(table, ax=axes[:2])
