@@ -47,7 +47,12 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time these come from __g
     from .topology import build_graph
 
 
+_SUBPACKAGES = frozenset({"plot", "spec", "sim"})
+
+
 def __getattr__(name: str) -> Any:
+    if name in _SUBPACKAGES:  # ``simsys.plot.latency_cdf(r)`` after a bare ``import simsys``
+        return import_module(f"{__name__}.{name}")
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'simsys' has no attribute {name!r}")

@@ -179,6 +179,7 @@ class Records:
         self.journal: list[dict[str, object]] = []  # chaos actions: kills made or skipped
         self.breakers: list[tuple[float, str, str]] = []  # (time, link, new state)
         self.calls: dict[str, dict[str, int]] = {}  # per guarded link: calls, attempts, retries…
+        self.sent_at = array("d")             # when each client request was sent
         self.attempt_at = array("d")          # when each guarded attempt was sent
         self.retry_at = array("d")            # when each retry was scheduled
         self.spans: SpanLog | None = None     # per-visit spans when tracing is on

@@ -335,14 +335,16 @@ class Result:
         return df
 
     def load_over_time(self, step: float | None = None) -> pd.DataFrame:
-        """Per window of ``step`` seconds (default: sample_every): requests sent, answered ok
-        (goodput), failed, guarded attempts and retries — each per second."""
+        """Per window of ``step`` seconds (default: sample_every): requests sent (``offered``,
+        whether or not they finished), answered ok or degraded (``goodput``), failed, guarded
+        attempts and retries — each per second."""
         step = step or float(self.graph.graph.get("sample_every", 1.0))
         edges = np.arange(0.0, self.duration + step, step)
         df = self.requests
         ok = df["status"].isin(["ok", "degraded"]).to_numpy()
         out = pd.DataFrame({"time": edges[1:]})
-        out["offered"] = np.histogram(df["start"], edges)[0] / step
+        sent = np.asarray(self.records.sent_at) if len(self.records.sent_at) else df["start"]
+        out["offered"] = np.histogram(sent, edges)[0] / step  # finished or not
         out["goodput"] = np.histogram(df["end"][ok], edges)[0] / step
         out["failed"] = np.histogram(df["end"][~ok], edges)[0] / step
         out["attempts"] = np.histogram(np.asarray(self.records.attempt_at), edges)[0] / step

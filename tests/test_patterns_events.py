@@ -622,8 +622,6 @@ def test_a_timeout_must_be_positive(timeout):
     assert _error(spec).startswith("workload[0].timeout:")
 
 
-@pytest.mark.xfail(strict=True, reason="spec/load.py: the call/parallel union tag 'call' is "
-                   "not in _TAGS, so paths read services.web.calls[0].call.<field>")
 def test_a_bad_key_on_a_call_names_the_call_path():
     assert _error(_web_calls(timeout="0s")).startswith("services.web.calls[0].timeout:")
     assert _error(_web_calls(retry={"budget": "101%"})).startswith(

@@ -167,6 +167,7 @@ class Simulation:
             if keys:
                 common = {"key": self.streams.uniform(f"workload/{node}/keys"), "keys": keys}
             args = (self.env, code, self.records.requests, self._ids)
+            common["sent_at"] = self.records.sent_at
             if w.type in ("websocket", "polling"):  # built by _build_websockets
                 link = self._link(node, target, data)
                 self._ws_workloads.append((code, node, w, link))

@@ -1296,6 +1296,11 @@ class PollingGroup(Client):
                 self.link.respond(job)
 
     # -- answers ----------------------------------------------------------------------------
+    def abort(self, root: Job, status: int) -> None:
+        """A failed request: the messages its response would have carried are lost with it."""
+        self.fetched.pop(root.req.rid, None)
+        super().abort(root, status)
+
     def done(self, root: Job) -> None:
         rid = root.req.rid
         client = self.inflight.pop(rid, -1)

@@ -9,6 +9,7 @@ the workload has its own ``timeout``/``retry``), and the answer comes back to ``
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Callable
 from typing import Any
 
@@ -24,10 +25,11 @@ class Client:
 
     def __init__(self, env: simpy.Environment, code: int, log: RequestLog,
                  next_id: Callable[[], int], key: Callable[[], float] | None = None,
-                 keys: int = 1):
+                 keys: int = 1, sent_at: Any = None):
         self.env = env
         self.code = code
         self.log = log
+        self.sent_at = sent_at if sent_at is not None else array("d")  # sent, finished or not
         self.next_id = next_id
         self.entry: Any = None          # the call step to the target: Link or Guard
         self.key = key
@@ -36,7 +38,9 @@ class Client:
 
     def send(self) -> None:
         key = int(self.key() * self.keys) if self.key is not None else 0
-        req = Request(self.next_id(), self.code, self.env.now, key)
+        now = self.env.now
+        req = Request(self.next_id(), self.code, now, key)
+        self.sent_at.append(now)
         self.entry.call(Job(req, None, None))   # the client's side of the request
 
     def _on_response(self, child: Job) -> None:

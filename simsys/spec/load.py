@@ -26,6 +26,7 @@ _TAGS = frozenset(
     {"constant", "exponential", "uniform", "normal", "lognormal", "pareto", "empirical"}
     | {"poisson", "closed", "websocket", "polling"}
     | {"crash", "latency", "loss", "partition", "slowdown", "memory_leak"}
+    | {"call", "parallel"}
 )
 
 
