@@ -16,7 +16,7 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
-from .records import CAUSES, STATUSES, Records
+from .records import CAUSES, OK, STATUSES, Records
 from .websocket_compare import websocket_summary
 
 PERCENTILES = {"p50": 50, "p90": 90, "p95": 95, "p99": 99, "p999": 99.9}
@@ -163,10 +163,6 @@ class Result:
         )
 
     # -- summary ----------------------------------------------------------------------------
-    def _measured(self) -> pd.DataFrame:
-        df = self.requests
-        return df[df["start"] >= self.warmup]
-
     def up_fractions(self, service: str, t0: float | None = None,
                      t1: float | None = None) -> list[float]:
         """Entry k: the fraction of [t0, t1) (default: the measured window, after warmup)
@@ -221,11 +217,17 @@ class Result:
 
         Every key of the DESIGN.md contract is present; values that do not apply are 0 or None.
         """
-        df = self._measured()
+        # Straight from the columns: summaries are what sweeps compute thousands of times.
+        r = self.records.requests
+        start = np.frombuffer(r.start, dtype=np.float64) if len(r) else np.empty(0)
+        end = np.frombuffer(r.end, dtype=np.float64) if len(r) else np.empty(0)
+        status = np.frombuffer(r.status, dtype=np.int8) if len(r) else np.empty(0, np.int8)
+        measured = start >= self.warmup
+        status = status[measured]
+        counts = np.bincount(status, minlength=len(STATUSES))
         window = self.duration - self.warmup
-        counts = df["status"].value_counts()
-        total = int(len(df))
-        ok_lat = df.loc[df["status"] == "ok", "latency"].to_numpy()
+        total = int(len(status))
+        ok_lat = (end - start)[measured][status == OK]
         latency: dict[str, float | None] = {"mean": _num(ok_lat.mean()) if len(ok_lat) else None}
         if len(ok_lat):
             qs = np.percentile(ok_lat, list(PERCENTILES.values()))
@@ -239,8 +241,7 @@ class Result:
         starts = np.sort(inc["failed_at"].to_numpy())
         services: dict[str, dict[str, Any]] = {}
         stats = self.records.stats.get("services", {})
-        ts = self.timeseries
-        mem = ts[ts["metric"] == "memory"].groupby("service", observed=False)["value"].max()
+        mem = self._memory_peaks()
         for name in self.records.services:
             st = stats.get(name, {"busy_time": 0.0, "worker_time": 0.0})
             fractions = self.up_fractions(name)
@@ -251,11 +252,11 @@ class Result:
                 "cost": st.get("cost", 0.0),
                 "availability": 1.0 - fractions[0],
                 "utilization": st["busy_time"] / st["worker_time"] if st["worker_time"] else 0.0,
-                "memory_peak": float(mem.get(name, 0.0)) if len(mem) else 0.0,
+                "memory_peak": mem.get(name, 0.0),
                 "time_with_up": fractions,
                 "mttr": _num(s_ttr.mean()) if len(s_ttr) else None,
             }
-        ok = int(counts.get("ok", 0))
+        ok = int(counts[OK])
         return {
             "name": self.name,
             "seed": self.seed,
@@ -263,7 +264,7 @@ class Result:
             "warmup": self.warmup,
             "requests": {
                 "total": total,
-                **{status: int(counts.get(status, 0)) for status in STATUSES},
+                **{name: int(counts[code]) for code, name in enumerate(STATUSES)},
             },
             "latency": latency,
             "throughput": ok / window if window > 0 else 0.0,
@@ -279,6 +280,22 @@ class Result:
             "calls": self._call_totals(),
             "websockets": websocket_summary(self),  # simsys.websocket_compare
         }
+
+    def _memory_peaks(self) -> dict[str, float]:
+        """Peak sampled memory per service (bytes), from the sample columns."""
+        s = self.records.samples
+        if "memory" not in self.records.metrics or not len(s):
+            return {}
+        code = self.records.metrics.index("memory")
+        metric = np.frombuffer(s.metric, dtype=np.int8)
+        inst = np.asarray(s.instance)[metric == code]
+        value = np.frombuffer(s.value, dtype=np.float64)[metric == code]
+        owner = np.array([sv for sv, _ in self.records.instances], dtype=np.int64)[inst]
+        out = {}
+        for k, name in enumerate(self.records.services):
+            mine = value[owner == k]
+            out[name] = float(mine.max()) if len(mine) else 0.0
+        return out
 
     @cached_property
     def deliveries(self) -> pd.DataFrame:
