@@ -164,7 +164,7 @@ def main() -> None:
                      f"{peak / 1e6:.0f}", fmt_int(opened), "measured", "-"])
         rows.append([f"{label}, {fmt_int(scale_to)} clients, {big[0][1]:g} min",
                      f"{secs * scale_time:,.0f}", f"{peak * scale_mem / 1e6:,.0f}",
-                     fmt_int(opened * scale_time), f"extrapolated ×{scale_time:,.0f} time, "
+                     "-", f"extrapolated ×{scale_time:,.0f} time, "
                      f"×{scale_mem:,.0f} memory", "-"])
     print(table(["run", "seconds", "peak MB", "connections opened", "how", "targets"], rows,
                 right=[False, True, True, True, False, False]))
