@@ -40,9 +40,6 @@ def test_processor_sharing_mean_sojourn_is_insensitive(service_time, name):
     print(f"{name}: {ci.describe(0.02)}; theory 0.02 s")
 
 
-@pytest.mark.xfail(strict=True, reason="sim/service.py PSService._ps_done: absolute 1e-12 "
-                   "tolerance on virtual finish times; past ~8000 s of virtual time the next "
-                   "wake-up is shorter than a tick of env.now and the run spins at one instant")
 def test_processor_sharing_runs_past_large_virtual_times():
     spec = {"duration": "20000s",
             "services": {"web": {"discipline": "ps",

@@ -359,7 +359,10 @@ class PSService(Service):
         self._ps_advance(inst)
         done = []
         heap = inst.ps_heap
-        while heap and heap[0][0] <= inst.ps_virtual + 1e-12:
+        # relative tolerance: late in a run one float step of virtual time exceeds any absolute
+        # one, and a finish that rounding left a step ahead would be rescheduled forever
+        horizon = inst.ps_virtual + 1e-9 * max(1.0, inst.ps_virtual)
+        while heap and heap[0][0] <= horizon:
             done.append(heapq.heappop(heap)[2])
         self._ps_schedule(inst)
         for job in done:

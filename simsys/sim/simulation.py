@@ -303,6 +303,8 @@ class Simulation:
             }
         self.records.stats["services"] = stats
         self.records.stats["in_flight"] = sum(i.load() for i in self.instances)
+        for code, row in self.lifecycle.incident.items():  # incidents still open at the end
+            self.records.incidents.requests_failed[row] = self.instances[code].failed_requests
         self.records.stats["faults"] = self.faults.log if self.faults is not None else []
         if self.websockets is not None:
             self.websockets.settle()

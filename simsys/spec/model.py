@@ -165,8 +165,7 @@ class ClientPolicy(Strict):
 class Poisson(ClientPolicy):
     """Open arrivals: requests reach ``target`` as a Poisson process of ``rate`` per second.
 
-    ``start``/``stop`` bound the arrivals in simulated time; ``spikes`` multiply the rate over
-    intervals (``[{at: 60s, duration: 10s, factor: 3}]``) — for load spikes.
+    ``spikes`` multiply the rate over intervals (``[{at: 60s, duration: 10s, factor: 3}]``).
     """
 
     type: Literal["poisson"]
