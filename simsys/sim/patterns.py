@@ -159,7 +159,9 @@ class Guard:
         self.jitter: Callable[[], float] | None = None
         if self.retry is not None and self.retry.jitter != "none":
             self.jitter = streams.uniform(f"retry/{key}/jitter")
+        self.budget = self.retry.budget if self.retry is not None else None
         self.tokens = TOKEN_CAP
+        self.calls = 0        # calls made through this guard
         self.sent = 0         # attempts sent: the offered load on the dependency
         self.retries = 0
         self.hedges = 0
@@ -167,8 +169,14 @@ class Guard:
                                                     "hedges": 0, "timeouts": 0, "fallbacks": 0,
                                                     "short_circuited": 0, "bulkhead_rejected": 0})
         # Timeouts are the same for every attempt, so deadlines arrive in send order: one timer
-        # for the earliest pending deadline replaces an event per attempt.
-        self.deadlines: deque[tuple[float, Job]] = deque()
+        # for the earliest pending deadline replaces an event per attempt. The queue holds only
+        # (deadline, number); attempts still out are found by number in ``pending``, so an
+        # answered attempt is freed at once instead of living on until its deadline — keeping a
+        # timeout's worth of visits alive made the garbage collector rescan them (measured: a
+        # 5-min flagship run 1.8 s slower).
+        self.deadlines: deque[tuple[float, int]] = deque()
+        self.pending: dict[int, Job] = {}
+        self.seq = 0
         self.timer_armed = False
         self._timer_cb = self._on_timer
         self._hedge_cb = self._on_hedge
@@ -176,11 +184,16 @@ class Guard:
 
     # -- making calls -------------------------------------------------------------------------
     def call(self, parent: Job, group: Any = None) -> None:
-        st = CallState(parent, group)
-        self.stats["calls"] += 1
-        if self.retry is not None and self.retry.budget is not None:
-            self.tokens = min(TOKEN_CAP, self.tokens + self.retry.budget)
-        self._try(st)
+        self.calls += 1
+        if self.budget is not None:
+            self.tokens = min(TOKEN_CAP, self.tokens + self.budget)
+        self._try(CallState(parent, group))
+
+    def publish(self) -> None:
+        """Write the hot-path counters into the run's records (at the end of the run)."""
+        self.stats["calls"] += self.calls
+        self.stats["attempts"] += self.sent
+        self.calls = self.sent = 0
 
     def _try(self, st: CallState) -> None:
         parent = st.parent
@@ -216,17 +229,22 @@ class Guard:
         if parent.inst is None:  # the client: its attempts are the request's attempts
             parent.req.attempts = st.attempts
         self.sent += 1
-        self.stats["attempts"] += 1
         if self.bulkhead is not None:
             slot = parent.inst.code if parent.inst is not None else -1
             self.in_flight[slot] = self.in_flight.get(slot, 0) + 1
         child = Job(parent.req, parent, self.link)
         child.call = st
         st.outstanding.append(child)
-        self.records.attempt_at.append(self.env.now)
+        now = self.env.now
+        self.records.attempt_at.append(now)
         self.link.send(child)
-        if self.timeout is not None:
-            self.deadlines.append((self.env.now + self.timeout, child))
+        # after the send: an answer due at the same instant as the deadline was scheduled
+        # first, and wins; an attempt answered during the send (a lost message) needs no timer
+        if self.timeout is not None and st.outstanding and st.outstanding[-1] is child:
+            self.seq = seq = self.seq + 1
+            child.seq = seq
+            self.pending[seq] = child
+            self.deadlines.append((now + self.timeout, seq))
             if not self.timer_armed:
                 self.timer_armed = True
                 Wake(self.env, self.timeout, self._timer_cb, None)
@@ -240,6 +258,8 @@ class Guard:
             st.outstanding.remove(child)
         except ValueError:
             return False
+        if self.timeout is not None:
+            self.pending.pop(child.seq, None)
         if self.bulkhead is not None:
             slot = st.parent.inst.code if st.parent.inst is not None else -1
             self.in_flight[slot] -= 1
@@ -252,10 +272,18 @@ class Guard:
         ok = child.status == OK
         if self.breaker is not None:
             self.breaker.record(ok)
-        if ok:
+        if not ok:
+            if not st.outstanding:
+                self._failed(st, child.status)
+            return
+        # the common case, inlined: one answer, no hedged copy still out, a plain caller
+        if st.outstanding or st.group is not None:
             self._succeeded(st)
-        elif not st.outstanding:
-            self._failed(st, child.status)
+            return
+        st.done = True
+        parent = st.parent
+        if not parent.dead:
+            self.caller.resume(parent)
 
     def _on_timer(self, ev: Any) -> None:
         self.timer_armed = False
@@ -263,8 +291,15 @@ class Guard:
         deadlines = self.deadlines
         # ``now`` may fall a rounding error short of a deadline it was scheduled for.
         horizon = now + 1e-9 * max(1.0, abs(now))
+        pending = self.pending
         while deadlines and deadlines[0][0] <= horizon:
-            self._expire(deadlines.popleft()[1])
+            child = pending.get(deadlines.popleft()[1])
+            if child is not None:
+                self._expire(child)
+        # Attempts already answered need no timer: drop them now, so the next wake-up is the
+        # next deadline that can still fire (about one per timeout period, not one per call).
+        while deadlines and deadlines[0][1] not in pending:
+            deadlines.popleft()
         if deadlines and not self.timer_armed:
             self.timer_armed = True
             Wake(self.env, max(deadlines[0][0] - now, 0.0), self._timer_cb, None)
@@ -299,8 +334,9 @@ class Guard:
     # -- outcomes -----------------------------------------------------------------------------
     def _succeeded(self, st: CallState) -> None:
         st.done = True
-        for other in list(st.outstanding):  # hedged copies that lost the race
-            self._release(st, other)
+        if st.outstanding:
+            for other in list(st.outstanding):  # hedged copies that lost the race
+                self._release(st, other)
         if not st.parent.dead:
             self._report(st, OK)
 

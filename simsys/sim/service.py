@@ -63,7 +63,7 @@ class Job:
     """
 
     __slots__ = ("req", "parent", "link", "inst", "step", "status", "dead", "call", "group",
-                 "arrived_at", "started_at")
+                 "arrived_at", "started_at", "seq")
 
     def __init__(self, req: Request, parent: Job | None, link: Link | None):
         self.req = req
@@ -77,7 +77,7 @@ class Job:
         self.group: Any = None
         self.arrived_at = 0.0
         self.started_at = 0.0
-
+        self.seq = 0              # a guarded attempt's number, for its timeout
 
 class Instance:
     """One replica: ``workers`` concurrent requests, a queue of at most ``queue_limit``."""

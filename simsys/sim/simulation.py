@@ -52,6 +52,7 @@ class Simulation:
         self.links: dict[str, list[Link]] = {}
         self.clients: list[Client] = []
         self.autoscalers: list[Autoscaler] = []
+        self.guards: list[Guard] = []
         self.prices: dict[str, float] = {}
         if G.graph.get("trace"):
             self.records.spans = SpanLog()
@@ -133,7 +134,9 @@ class Simulation:
         if policy is None:
             link.back = caller.on_response  # type: ignore[attr-defined]
             return link
-        return Guard(self.env, link, caller, policy, self.streams, self.records)  # type: ignore[arg-type]
+        guard = Guard(self.env, link, caller, policy, self.streams, self.records)  # type: ignore[arg-type]
+        self.guards.append(guard)
+        return guard
 
     def _build_links(self) -> None:
         for name, svc in self.services.items():
@@ -147,6 +150,7 @@ class Simulation:
                     continue
                 policy = data.get("policy") or CallPolicy()
                 guard = Guard(self.env, link, svc, policy, self.streams, self.records)
+                self.guards.append(guard)
                 if group not in groups:
                     groups[group] = []
                     quorum[group] = data.get("quorum")
@@ -303,6 +307,8 @@ class Simulation:
             }
         self.records.stats["services"] = stats
         self.records.stats["in_flight"] = sum(i.load() for i in self.instances)
+        for guard in self.guards:
+            guard.publish()
         for code, row in self.lifecycle.incident.items():  # incidents still open at the end
             self.records.incidents.requests_failed[row] = self.instances[code].failed_requests
         self.records.stats["faults"] = self.faults.log if self.faults is not None else []
