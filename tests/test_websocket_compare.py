@@ -46,3 +46,15 @@ def test_the_bar_chart_has_a_panel_per_column(table):
     assert [t.get_text() for t in visible[0].get_xticklabels()] == list(table.index)
     with pytest.raises(ValueError, match="expected 8 axes"):
         plot_polling_vs_websocket(table, ax=axes[:2])
+
+
+def test_a_level_held_since_before_the_warmup_is_the_peak_and_the_mean():
+    # 2,000 clients connect during a 5 s ramp and stay; the warm-up ends at 10 s, after the
+    # last change: the peak and the mean over the measured window are both 2,000.
+    spec = {"duration": "60s", "warmup": "10s",
+            "services": {"chat": {"replicas": 2, "websocket": {"max_connections": 5000}}},
+            "workload": [{"type": "websocket", "target": "chat", "clients": 2000, "ramp": "5s",
+                          "lifetime": "1h"}]}
+    ws = simsys.run(spec).summary()["websockets"]
+    assert ws["peak_connections"] == 2000
+    assert ws["mean_connections"] == pytest.approx(2000)

@@ -206,6 +206,7 @@ class Pool:
 
     def export(self) -> dict[str, Any]:
         self.heartbeats(self.duration)
+        self.settle_area(self.duration)  # also without heartbeats: mean connections need it
         return {
             **self.tally.export(),
             "representation": self.representation,
