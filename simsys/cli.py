@@ -374,10 +374,30 @@ def format_summary(s: dict[str, Any], wall_time: float | None = None) -> str:
         lines += ["", *_table(["service", "availability", "utilization", "memory peak (MB)"],
                               rows, indent="")]
     ws = s.get("websockets") or {}
-    if any(ws.values()):
-        lines += ["", "websockets"]
-        lines += _table(list(ws), [[str(v) for v in ws.values()]])
+    if any(v for v in ws.values() if isinstance(v, int | float)):
+        lines += ["", "websockets and polling"]
+        shown = [(k, _ws_value(k, v)) for k, v in ws.items() if v not in (None, 0, 0.0)]
+        width = max(len(k) for k, _ in shown)
+        lines += [f"  {k.ljust(width)}  {v}" for k, v in shown]
     return "\n".join(lines)
+
+
+def _ws_value(key: str, value: Any) -> str:
+    """A websockets figure in the unit its name implies (latencies in ms, bytes in MB)."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return str(value)
+    if key.startswith(("delivery", "latency", "handshake")) or key.endswith("_time"):
+        return f"{value * 1e3:.3f} ms"
+    if key.startswith("bytes") or "memory" in key:
+        per = "/s" if key.endswith("_per_s") else ""
+        return f"{value / 1e6:.3f} MB{per}"
+    if key.endswith("utilization"):
+        return _pct(value)
+    if key.endswith(("_rate", "_per_s")):
+        return f"{value:,.1f}/s"
+    if isinstance(value, float) and not value.is_integer():
+        return f"{value:,.1f}"
+    return f"{int(value):,}"
 
 
 def main(argv: list[str] | None = None) -> None:
