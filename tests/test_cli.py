@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+import simsys
 from simsys import cli as cli_module
 from simsys.cli import _LazyBar, cli, format_summary
 
@@ -298,3 +299,14 @@ def test_experiment_verdict_and_fail_on_deviation(tmp_path, replicas, deviated):
     assert gated.exit_code == (1 if deviated else 0)  # … unless asked to, as `chaos run` does
     journal = json.loads((tmp_path / f"out{replicas}" / "journal.json").read_text())
     assert journal["deviated"] is deviated
+
+
+def test_websockets_block_one_figure_per_line_in_its_unit():
+    summary = simsys.run({"duration": "10s", "services": {"web": {}}}).summary()
+    summary["websockets"] = {"accepted": 2000, "blocked": 0, "delivery_mean": 0.0301,
+                             "bytes_per_s": 288489.5, "server_memory_mean": 4.9e8}
+    text = format_summary(summary)
+    assert "delivery_mean        30.100 ms" in text
+    assert "bytes_per_s          0.288 MB/s" in text
+    assert "server_memory_mean   490.000 MB" in text
+    assert "blocked" not in text  # zeros are left out
