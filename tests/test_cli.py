@@ -306,7 +306,7 @@ def test_websockets_block_one_figure_per_line_in_its_unit():
     summary["websockets"] = {"accepted": 2000, "blocked": 0, "delivery_mean": 0.0301,
                              "bytes_per_s": 288489.5, "server_memory_mean": 4.9e8}
     text = format_summary(summary)
-    assert "delivery_mean        30.100 ms" in text
-    assert "bytes_per_s          0.288 MB/s" in text
-    assert "server_memory_mean   490.000 MB" in text
+    assert "delivery_mean       30.100 ms" in text
+    assert "bytes_per_s         0.288 MB/s" in text
+    assert "server_memory_mean  490.000 MB" in text
     assert "blocked" not in text  # zeros are left out
