@@ -135,8 +135,12 @@ def latency_cdf(result: Any, ax: Axes | None = None, by: str | None = None,
         for p, v in zip(percentiles, values, strict=True):
             ax.plot([v * 1e3], [p / 100], "o", color=st.BLACK, ms=5, zorder=5)
             ax.vlines(v * 1e3, 0, p / 100, color=st.GREY, ls=":", lw=1.2, zorder=1)
-            ax.annotate(_pname(p), (v * 1e3, p / 100), xytext=(-6, 4),
-                        textcoords="offset points", ha="right", va="bottom", fontsize=10)
+            # the top marks sit at almost the same height: the last one is labelled below
+            # and to the right, clear of its neighbour's label above and to the left
+            last = p == max(percentiles) and len(percentiles) > 1
+            ax.annotate(_pname(p), (v * 1e3, p / 100), xytext=(6, -6) if last else (-6, 4),
+                        textcoords="offset points", ha="left" if last else "right",
+                        va="top" if last else "bottom", fontsize=10)
             rows.append(f"{_pname(p):>6}  {_ms(v)}")
         mean = g["latency"].mean()
         rows.insert(0, f"{'mean':>6}  {_ms(mean)}")

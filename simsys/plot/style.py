@@ -185,10 +185,22 @@ def legend(ax: Axes, outside: bool = True, **kw: Any) -> None:
 
 def plain_log_axis(axis: Any) -> None:
     """Log-scale ticks at 1, 2, 5 × 10ⁿ written as plain numbers (20, 50, 100), not 2×10¹."""
+    import math
+
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
+    def label(value: float, _: object) -> str:
+        # Over more than three decades, 2 and 5 labels would run into each other: keep the
+        # powers of ten (the ticks stay, unlabelled).
+        low, high = sorted(axis.get_view_interval())
+        if low > 0 and high / low > 1e3 and value > 0:
+            mantissa = value / 10 ** math.floor(math.log10(value) + 1e-9)
+            if abs(mantissa - 1.0) > 1e-6:
+                return ""
+        return f"{value:,.10g}"
+
     axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.10g}"))
+    axis.set_major_formatter(FuncFormatter(label))
     axis.set_minor_formatter(NullFormatter())
 
 
