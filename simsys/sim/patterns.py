@@ -46,10 +46,12 @@ class Caller:
 class CallState:
     """One call through a guard: its attempts so far and the visits still out."""
 
-    __slots__ = ("parent", "attempts", "outstanding", "done", "group")
+    __slots__ = ("parent", "attempts", "outstanding", "done", "group", "slot")
 
     def __init__(self, parent: Job, group: Any = None):
         self.parent = parent
+        # the caller's replica, whose bulkhead the call counts against (-1: the client)
+        self.slot = parent.inst.code if parent.inst is not None else -1
         self.attempts = 0
         self.outstanding: list[Job] = []
         self.done = False
@@ -187,7 +189,15 @@ class Guard:
         self.calls += 1
         if self.budget is not None:
             self.tokens = min(TOKEN_CAP, self.tokens + self.budget)
-        self._try(CallState(parent, group))
+        st = CallState(parent, group)
+        # the usual case, decided here: a closed breaker and room in the bulkhead
+        breaker = self.breaker
+        if (breaker is None or breaker.state == CLOSED) and (
+            self.bulkhead is None or self.in_flight.get(st.slot, 0) < self.bulkhead
+        ):
+            self._send(st)
+        else:
+            self._try(st)
 
     def publish(self) -> None:
         """Write the hot-path counters into the run's records (at the end of the run)."""
@@ -196,15 +206,13 @@ class Guard:
         self.calls = self.sent = 0
 
     def _try(self, st: CallState) -> None:
-        parent = st.parent
         breaker = self.breaker
         if breaker is not None and not breaker.allow():
             self.stats["short_circuited"] += 1
             self._refused(st, C_CIRCUIT_OPEN)
             return
         if self.bulkhead is not None:
-            slot = parent.inst.code if parent.inst is not None else -1
-            if self.in_flight.get(slot, 0) >= self.bulkhead:
+            if self.in_flight.get(st.slot, 0) >= self.bulkhead:
                 if breaker is not None and breaker.state == HALF_OPEN:
                     breaker.trial_out = False  # this call was the trial: the next one is
                 self.stats["bulkhead_rejected"] += 1
@@ -230,8 +238,7 @@ class Guard:
             parent.req.attempts = st.attempts
         self.sent += 1
         if self.bulkhead is not None:
-            slot = parent.inst.code if parent.inst is not None else -1
-            self.in_flight[slot] = self.in_flight.get(slot, 0) + 1
+            self.in_flight[st.slot] = self.in_flight.get(st.slot, 0) + 1
         child = Job(parent.req, parent, self.link)
         child.call = st
         st.outstanding.append(child)
@@ -261,13 +268,21 @@ class Guard:
         if self.timeout is not None:
             self.pending.pop(child.seq, None)
         if self.bulkhead is not None:
-            slot = st.parent.inst.code if st.parent.inst is not None else -1
-            self.in_flight[slot] -= 1
+            self.in_flight[st.slot] -= 1
         return True
 
     def on_response(self, child: Job) -> None:
         st: CallState = child.call
-        if not self._release(st, child) or st.done:
+        out = st.outstanding
+        if len(out) == 1 and out[0] is child:  # _release, inlined for the usual case
+            out.pop()
+            if self.timeout is not None:
+                self.pending.pop(child.seq, None)
+            if self.bulkhead is not None:
+                self.in_flight[st.slot] -= 1
+        elif not self._release(st, child):
+            return
+        if st.done:
             return
         ok = child.status == OK
         if self.breaker is not None:
@@ -324,8 +339,7 @@ class Guard:
         if self.breaker is not None and self.breaker.state != CLOSED:
             return
         if self.bulkhead is not None:
-            slot = st.parent.inst.code if st.parent.inst is not None else -1
-            if self.in_flight.get(slot, 0) >= self.bulkhead:
+            if self.in_flight.get(st.slot, 0) >= self.bulkhead:
                 return
         self.hedges += 1
         self.stats["hedges"] += 1
