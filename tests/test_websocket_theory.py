@@ -147,3 +147,19 @@ def test_exact_and_aggregate_agree():
         if abs(shifted_diff) <= half:
             problems.append(f"{k}: a 10% bias would go unnoticed")
     assert not problems, "\n".join(problems)
+
+
+def test_open_arrivals_without_reconnect_keys_are_a_loss_system():
+    # The issue's own form, with other numbers and no reconnect block: a connection refused on
+    # arrival is lost, so the blocked share is Erlang B(20, 15) = 0.0456, not the larger share
+    # that retried arrivals would see.
+    spec = {"duration": "1500s", "warmup": "50s",
+            "services": {"chat": {"websocket": {"max_connections": 20}}},
+            "workload": [{"type": "websocket", "target": "chat", "connect_rate": "15/s",
+                          "lifetime": {"dist": "exponential", "mean": "1s"}}]}
+    shares = []
+    for seed in range(8):
+        ws = simsys.run(spec, seed=seed).summary()["websockets"]
+        shares.append(ws["blocked"] / ws["attempts"])
+    ci = t_interval(shares, 0.99)
+    assert ci.low <= erlang_b(20, 15.0) <= ci.high, (ci, erlang_b(20, 15.0))

@@ -135,6 +135,10 @@ class WebSocketWorkload(Strict):
     (default: until the run ends) unless dropped; dropped clients reconnect with back-off. An
     attempt not answered within ``connect_timeout`` is abandoned and retried. The upgrade's HTTP
     headers cost ``http_overhead`` bytes.
+
+    Open arrivals are a loss system unless told otherwise: ``reconnect.max_attempts`` defaults
+    to 1 for them, so a connection refused on arrival is lost (``blocked``, Erlang B) and one
+    that dropped tries once more; a population keeps trying (no limit) by default.
     """
 
     type: Literal["websocket"]
@@ -148,6 +152,17 @@ class WebSocketWorkload(Strict):
     reconnect: Reconnect = Field(default_factory=Reconnect)
     connect_timeout: PosDuration | None = None
     http_overhead: Size = 800.0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _open_arrivals_are_lost_when_refused(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("connect_rate") is not None:
+            reconnect = data.get("reconnect")
+            if reconnect is None:
+                data = {**data, "reconnect": {"max_attempts": 1}}
+            elif isinstance(reconnect, dict) and "max_attempts" not in reconnect:
+                data = {**data, "reconnect": {**reconnect, "max_attempts": 1}}
+        return data
 
     @model_validator(mode="after")
     def _one_source(self) -> WebSocketWorkload:
