@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from array import array
 
+import numpy as np
+
 # Status codes of a request; the order is the contract's list, "degraded" reserved for fallbacks.
 STATUSES = ("ok", "rejected", "timeout", "error", "dropped", "degraded")
 OK, REJECTED, TIMEOUT, ERROR, DROPPED, DEGRADED = range(len(STATUSES))
@@ -184,6 +186,15 @@ class Records:
         self.retry_at = array("d")            # when each retry was scheduled
         self.spans: SpanLog | None = None     # per-visit spans when tracing is on
         self.deliveries = DeliveryLog()       # WebSocket/polling messages delivered
+
+    def sampled(self, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(time, instance code, value) of every sample of metric ``name`` (empty if none)."""
+        s = self.samples
+        if name not in self.metrics or not len(s):
+            return np.empty(0), np.empty(0, dtype=np.int64), np.empty(0)
+        keep = np.frombuffer(s.metric, dtype=np.int8) == self.metrics.index(name)
+        return (np.frombuffer(s.time)[keep], np.asarray(s.instance, dtype=np.int64)[keep],
+                np.frombuffer(s.value)[keep])
 
     def metric(self, name: str) -> int:
         """Code of a timeseries metric, registering it on first use."""

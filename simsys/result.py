@@ -283,13 +283,9 @@ class Result:
 
     def _memory_peaks(self) -> dict[str, float]:
         """Peak sampled memory per service (bytes), from the sample columns."""
-        s = self.records.samples
-        if "memory" not in self.records.metrics or not len(s):
+        _, inst, value = self.records.sampled("memory")
+        if not len(value):
             return {}
-        code = self.records.metrics.index("memory")
-        metric = np.frombuffer(s.metric, dtype=np.int8)
-        inst = np.asarray(s.instance)[metric == code]
-        value = np.frombuffer(s.value, dtype=np.float64)[metric == code]
         owner = np.array([sv for sv, _ in self.records.instances], dtype=np.int64)[inst]
         out = {}
         for k, name in enumerate(self.records.services):

@@ -82,10 +82,9 @@ def build_graph(spec: Scenario | Any) -> nx.DiGraph:
     for name, svc in s.services.items():
         G.add_node(name, kind="service", **_service_attrs(svc))
     for name, svc in s.services.items():
-        defaults = svc.call_defaults
         for order, call, group in svc.flat_calls():
             link = s.link(name, call.service)
-            policy = call.merged(defaults)
+            policy = call.merged(svc)  # the service's own pattern keys are the defaults
             G.add_edge(
                 name,
                 call.service,
@@ -93,9 +92,7 @@ def build_graph(spec: Scenario | Any) -> nx.DiGraph:
                 probability=call.probability,
                 latency=link.latency,
                 loss=link.loss,
-                policy=None if policy.empty else CallPolicy(
-                    **{k: getattr(policy, k) for k in CallPolicy.model_fields}
-                ),
+                policy=None if policy.empty else policy,
                 parallel=order if group is not None else None,
                 quorum=group.quorum if group is not None else None,
             )
@@ -110,21 +107,7 @@ def build_graph(spec: Scenario | Any) -> nx.DiGraph:
 
 
 def _service_attrs(svc: Service) -> dict[str, Any]:
-    return {
-        "replicas": svc.replicas,
-        "workers": svc.workers,
-        "queue": svc.queue,
-        "balancer": svc.balancer,
-        "service_time": svc.service_time,
-        "memory": svc.memory,
-        "failures": svc.failures,
-        "discipline": svc.discipline,
-        "shed": svc.shed,
-        "autoscale": svc.autoscale,
-        "discovery": svc.discovery,
-        "price": svc.price,
-        "websocket": svc.websocket,
-    }
+    return {key: getattr(svc, key) for key in SERVICE_DEFAULTS}
 
 
 def services(G: nx.DiGraph) -> list[str]:

@@ -34,16 +34,11 @@ def _sampled_peak(result: Any, warmup: float) -> float:
     """Most connections open at once at a sample time after ``warmup`` (all replicas): the
     per-bin peaks only see bins where the count changed, so a level held since before the
     warm-up ended would otherwise read as 0."""
-    rec = result.records
-    if "connections" not in rec.metrics or not len(rec.samples):
-        return 0.0
-    s = rec.samples
-    metric = np.frombuffer(s.metric, dtype=np.int8)
-    keep = (metric == rec.metrics.index("connections")) & (np.frombuffer(s.time) >= warmup)
+    times, _, values = result.records.sampled("connections")
+    keep = times >= warmup
     if not keep.any():
         return 0.0
-    times = np.frombuffer(s.time)[keep]
-    values = np.frombuffer(s.value)[keep]
+    times, values = times[keep], values[keep]
     _, slot = np.unique(times, return_inverse=True)
     return float(np.bincount(slot, weights=values).max())
 

@@ -16,6 +16,8 @@ import numpy as np
 import simpy
 from simpy.events import NORMAL, Event
 
+from ..spec.distributions import batched
+
 
 class Streams:
     """Independent random generators keyed by component name, all derived from one seed."""
@@ -39,8 +41,6 @@ class Streams:
 
     def uniform(self, name: str) -> Callable[[], float]:
         """A zero-argument sampler of U(0, 1) from stream ``name``, drawn in batches."""
-        from ..spec.distributions import batched
-
         rng = self.rng(name)
         return batched(rng.random)
 

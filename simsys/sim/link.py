@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import simpy
 
-from ..records import C_LOSS, DROPPED
+from ..records import C_LOSS, C_UNAVAILABLE, DROPPED, ERROR
 from .engine import Wake
 from .service import Job
 
@@ -87,8 +87,6 @@ class Link:
             extra = self.lookup() if self.lookup is not None else 0.0
         inst = self.target.pick(self.view, job) if self.target.pick is not None else None
         if inst is None:
-            from ..records import C_UNAVAILABLE, ERROR
-
             job.status = ERROR
             job.req.blame(self.target.code, -1, C_UNAVAILABLE)
             self.back(job)

@@ -125,10 +125,6 @@ class Service(CallPolicy):
     discovery: Discovery | None = None
     price: float = Field(0.0, ge=0)   # cost of one replica for one hour, any currency
 
-    @property
-    def call_defaults(self) -> CallPolicy:
-        return CallPolicy(**{k: getattr(self, k) for k in CallPolicy.model_fields})
-
     def flat_calls(self) -> list[tuple[int, Call, Parallel | None]]:
         """Every call with its position in the sequence and its parallel group (or None)."""
         out: list[tuple[int, Call, Parallel | None]] = []
