@@ -8,6 +8,11 @@ networkx simulates what it now says.
 Node attributes of a service: ``replicas, workers, queue, balancer, service_time, memory``.
 Edge attributes of a call: ``order`` (calls are made in increasing order), ``probability``,
 ``latency`` (a distribution, one way, seconds) and ``loss`` (probability per message).
+
+Services deployed from an ``app:`` say which component a visit enters at: ``entry`` on the
+edges and client nodes that lead to them. A deployed service whose visits are not one stretch of
+work then its calls has a ``program`` (:class:`simsys.spec.app.Program`): its calls, with their
+probabilities and patterns, are in the program; its out-edges carry only the links they cross.
 """
 
 from __future__ import annotations
@@ -81,7 +86,13 @@ def build_graph(spec: Scenario | Any) -> nx.DiGraph:
     )
     for name, svc in s.services.items():
         G.add_node(name, kind="service", **_service_attrs(svc))
+        program = getattr(svc.service_time, "program", None)
+        if program is not None:  # an app's deployed service whose visits run programs
+            policies = [r.call.merged(svc) for r in program.remotes]
+            G.nodes[name]["program"] = program.with_policies(
+                [None if p.empty else p for p in policies])
     for name, svc in s.services.items():
+        enters = getattr(svc.service_time, "enters", {})
         for order, call, group in svc.flat_calls():
             link = s.link(name, call.service)
             policy = call.merged(svc)  # the service's own pattern keys are the defaults
@@ -96,9 +107,14 @@ def build_graph(spec: Scenario | Any) -> nx.DiGraph:
                 parallel=order if group is not None else None,
                 quorum=group.quorum if group is not None else None,
             )
+            if call.service in enters:
+                G.edges[name, call.service]["entry"] = enters[call.service]
     for i, w in enumerate(s.workload):
         client = f"{CLIENT}:{s.workload_name(i)}"
         G.add_node(client, kind="client", workload=w, index=i)
+        entry = getattr(s.services[w.target].service_time, "clients", {}).get(i)
+        if entry is not None:
+            G.nodes[client]["entry"] = entry
         link = s.link(CLIENT, w.target)
         policy = CallPolicy(timeout=getattr(w, "timeout", None), retry=getattr(w, "retry", None))
         G.add_edge(client, w.target, order=0, probability=1.0, latency=link.latency,

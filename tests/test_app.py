@@ -131,14 +131,23 @@ def test_a_group_named_like_a_component_it_lacks(tmp_path, monkeypatch):
     assert "deploy.groups.storefront: group 'storefront' is named like component 'storefront'" in lines[0]
 
 
-def test_a_service_entered_at_two_components_is_refused_until_the_simulator_can(tmp_path, monkeypatch):
-    # billing would be entered at cart (from storefront) and at payments (from a workload)
+def test_a_service_entered_at_two_components_is_good(tmp_path):
+    # billing is entered at cart (from storefront) and at payments (from a workload)
     text = GOOD + "  - {type: poisson, rate: 1/s, target: payments}\n"
+    (tmp_path / "s.yaml").write_text(text)
+    r = CliRunner().invoke(cli, ["validate", str(tmp_path / "s.yaml")])
+    assert r.exit_code == 0, r.output
+    assert deployment(simsys.load(tmp_path / "s.yaml")).entries["billing"] == ["cart", "payments"]
+
+
+def test_groups_that_call_each_other_back_are_refused(tmp_path, monkeypatch):
+    # storefront -> cart -> payments with storefront and payments together: the services
+    # would wait on each other's workers
+    text = edit("storefront: [storefront, catalog]\n    billing: [cart, payments]",
+                "storefront: [storefront, catalog, payments]\n    billing: [cart]")
     lines = check(tmp_path, text, monkeypatch)
-    assert lines == ["s.yaml:4:52: app.storefront.calls[1]: service 'billing' would be entered at "
-                     "both 'payments' (from workload[1].target) and 'cart'; until the simulator runs "
-                     "component entry points, a deployed service has one entry: put 'payments' and "
-                     "'cart' in different services"]
+    assert len(lines) == 1 and "deploy.groups: this grouping makes services call each other back" \
+        " (storefront -> billing -> storefront)" in lines[0], lines
 
 
 def test_bad_input_through_compare_exits_2(tmp_path, monkeypatch):
@@ -408,3 +417,88 @@ def test_same_seed_same_results():
     cols = [c for c in c1.runs.columns if c != "wall_time"]
     assert c1.runs[cols].equals(c2.runs[cols])
     assert not math.isnan(c1.runs["latency.mean"].iloc[0])
+
+
+# -- component programs: groups are exact ----------------------------------------------------
+SHOP = {
+    "storefront": {"service_time": "2ms", "calls": ["catalog", "cart"], "workers": 64},
+    "catalog": {"service_time": "5ms", "calls": ["reviews"], "workers": 64},
+    "reviews": {"service_time": "3ms", "workers": 64},
+    "cart": {"service_time": "3ms", "calls": ["payments"], "workers": 64},
+    "payments": {"service_time": "10ms", "workers": 64},
+}
+
+
+def run_app(app, deploy, seed=4, duration="60s", target="storefront", **extra):
+    return simsys.run({"duration": duration, "seed": seed, "app": app, "deploy": deploy,
+                       "links": {"default": {"latency": "1ms"}},
+                       "workload": [{"type": "poisson", "rate": "5/s", "target": target}], **extra})
+
+
+def test_a_service_entered_at_two_components_runs_each_ones_program():
+    # shop is entered at catalog (which calls reviews in-process) and at cart (which calls
+    # payments over a link): storefront 2 + link 2 + catalog 5 + in-process call 0.05 + reviews 3
+    # + link 2 + cart 3 + link 2 + payments 10, and 4 visits × 2 × 100us of serialization
+    r = run_app(SHOP, {"groups": {"shop": ["catalog", "reviews", "cart"]},
+                       "serialization": "100us", "in_process_call": "50us"})
+    latency = r.requests["latency"].to_numpy()
+    assert len(latency) > 200
+    assert np.allclose(latency, 0.02905 + 8 * 0.0001, rtol=0, atol=1e-9)
+    visits = r.requests.groupby("status").size()
+    assert visits.to_dict() == {"ok": len(latency)}
+
+
+def test_work_after_a_call_that_leaves_the_service_runs_after_its_answer():
+    # a calls b (another service), then c in-process: c's work follows b's answer
+    app = {"a": {"service_time": "2ms", "calls": ["b", "c"], "workers": 64},
+           "b": {"service_time": "5ms", "workers": 64}, "c": {"service_time": "3ms"}}
+    r = run_app(app, {"groups": {"g": ["a", "c"]}}, target="a", trace=True)
+    start = r.requests.set_index("id")["start"]
+    spans = r.spans[r.spans["service"] == "b"].set_index("id")
+    assert len(spans) > 200
+    assert np.allclose(spans["arrived"] - start.loc[spans.index], 0.003, atol=1e-9)  # a + L
+    assert np.allclose(r.requests["latency"], 0.012, atol=1e-9)  # a, 2L, b, then c
+
+
+def test_a_call_leaving_an_optional_in_process_call_goes_with_it():
+    # a calls b in-process half the time, and b always calls d: d is visited exactly when b's
+    # work was done, so a request takes a (1ms) or a + b + 2L + d (9ms), nothing in between
+    app = {"a": {"service_time": "1ms", "calls": [{"service": "b", "probability": 0.5}],
+                 "workers": 64},
+           "b": {"service_time": "2ms", "calls": ["d"]}, "d": {"service_time": "4ms", "workers": 64}}
+    r = run_app(app, {"groups": {"g": ["a", "b"]}}, target="a", duration="200s", trace=True)
+    latency = r.requests["latency"].round(9)
+    assert set(latency.unique()) == {0.001, 0.009}
+    long = (latency == 0.009).to_numpy()
+    n = len(long)
+    assert abs(long.mean() - 0.5) < 2.58 * math.sqrt(0.25 / n)  # the in-process coin, 99%
+    d_visits = r.spans.loc[r.spans["service"] == "d", "id"]
+    assert set(d_visits) == set(r.requests.loc[long, "id"])
+
+
+def test_a_grouping_with_the_shape_of_microservices_draws_the_same_numbers():
+    # shop holds catalog and cart, each entered over a link and calling out over one: every
+    # visit and crossing is a microservice's, and each component draws from its own streams,
+    # so every request takes exactly as long as under microservices
+    app = {name: {**c, "service_time": {"dist": "exponential", "mean": c["service_time"]},
+                  "workers": 2} for name, c in SHOP.items()}
+    app["catalog"]["calls"] = [{"service": "reviews", "probability": 0.4}]
+    micro = run_app(app, "microservices", seed=9)
+    grouped = run_app(app, {"groups": {"shop": ["catalog", "cart"]}}, seed=9)
+    assert len(micro.requests) > 200
+    assert np.array_equal(micro.requests["latency"].to_numpy(),
+                          grouped.requests["latency"].to_numpy())
+
+
+def test_a_dumped_grouping_keeps_where_workloads_enter():
+    data = {"duration": "20s", "app": SHOP, "deploy": {"groups": {"billing": ["cart", "payments"]}},
+            "workload": [{"type": "poisson", "rate": "5/s", "target": "storefront"},
+                         {"type": "poisson", "rate": "5/s", "target": "payments"}]}
+    s = simsys.load(data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydantic cannot name the compiled service time's type
+        again = simsys.load(s, overrides={"seed": 3})
+    assert again.services["billing"].service_time.clients == {1: "payments"}
+    one = simsys.run(again).requests
+    direct = one[one["source"] == "poisson1"]["latency"]
+    assert np.allclose(direct, 0.010, atol=1e-9)  # payments alone, not cart's program

@@ -27,7 +27,7 @@ class Link:
     __slots__ = ("env", "source", "target", "probability", "coin", "latency", "zero", "loss",
                  "lost", "back", "_deliver_cb", "_back_cb", "drop_status", "drop_cause",
                  "base_latency", "base_zero", "base_loss", "base_lost", "faults", "discovery",
-                 "view", "view_expires_at", "lookup", "key")
+                 "view", "view_expires_at", "lookup", "key", "entry")
 
     def __init__(self, env: simpy.Environment, source: str, target: Service, *,
                  probability: float, coin: Callable[[], float] | None,
@@ -57,6 +57,9 @@ class Link:
         self.view: list[Instance] = []
         self.view_expires_at = -1.0
         self.lookup: Callable[[], float] | None = None
+        # The component a visit over this link enters the target at (services deployed from
+        # an app run a program per entry component; None elsewhere).
+        self.entry: str | None = None
 
     def call(self, job: Job) -> None:
         """Call step: one visit to the target, answered straight to the caller."""

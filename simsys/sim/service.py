@@ -382,3 +382,60 @@ class PSService(Service):
     def fail_instance(self, inst: Instance, cause: int, status: int = ERROR) -> int:
         self._ps_advance(inst)
         return super().fail_instance(inst, cause, status)
+
+
+class ProgramService(Service):
+    """A service deployed from an app whose visits run component programs
+    (:class:`simsys.spec.app.Program`): the entry component's work, its in-process calls (each
+    ``in_process_call`` more, recursively) and its calls to other services, in call order. The
+    worker is held for the whole visit; the work between two calls that leave the service is one
+    stretch of it (one event).
+
+    Set up with :meth:`set_programs` once the call steps exist. ``service_time`` is the visit's
+    serialization (request and answer), so latency faults add once per visit as elsewhere;
+    slowdown faults stretch every stretch of work.
+    """
+
+    WORK, COIN, REMOTE = 0, 1, 2
+
+    def set_programs(self, programs: dict[str, list[tuple[Any, ...]]], default: str) -> None:
+        """``programs[entry]``: steps ``(WORK, sampler, extra)``, ``(COIN, coin, p, skip_to)``,
+        ``(REMOTE, call_step, None, None)``; ``default`` serves visits whose link names no entry."""
+        self.programs = programs
+        self.default_program = programs[default]
+
+    def _proceed(self, job: Job) -> None:
+        link = job.link
+        prog = self.programs.get(link.entry, self.default_program) if link is not None \
+            else self.default_program
+        i = job.step
+        n = len(prog)
+        t = 0.0
+        worked = False
+        while i < n:
+            kind, a, b, c = prog[i]
+            if kind == 0:    # WORK
+                t += a() + b
+                worked = True
+                i += 1
+            elif kind == 1:  # COIN: an optional in-process call
+                i = i + 1 if a() < b else c
+            else:            # REMOTE: after the work before it
+                if worked:
+                    break
+                i += 1
+                if a.coin is not None and a.coin() >= a.probability:
+                    continue
+                job.step = i
+                a.call(job)
+                return
+        if worked:
+            job.step = i
+            for kind, _, value in self.faults:
+                if kind == "slowdown":
+                    t *= value
+            Wake(self.env, t, self._served_cb, job)
+            return
+        self._finish(job, OK)
+
+    resume = _proceed

@@ -27,7 +27,7 @@ from .engine import Streams, Wake, run_until
 from .link import Link
 from .patterns import Guard, Parallel
 from .recovery import Lifecycle
-from .service import Instance, PSService, Service
+from .service import Instance, ProgramService, PSService, Service
 from .workload import Client, ClosedClient, PoissonClient
 
 SAMPLED = ("queue_length", "busy_workers", "in_system", "memory", "up", "serving")
@@ -76,9 +76,13 @@ class Simulation:
                 replicas = max(replicas, autoscale.max)
             kind = PSService if attrs["discipline"] == "ps" else Service
             work = attrs["service_time"]
+            program = self.G.nodes[name].get("program")
             # Work compiled from app components draws from streams named by component, so two
             # deployments of one app see the same work (common random numbers).
-            if hasattr(work, "sampler_from"):
+            if program is not None:  # work comes from the program (set up with the links)
+                kind = ProgramService
+                sample = Constant(value=2 * program.serialization).sampler(None)
+            elif hasattr(work, "sampler_from"):
                 sample = work.sampler_from(streams.rng)
             else:
                 sample = work.sampler(streams.rng(f"service/{name}/time"))
@@ -108,10 +112,12 @@ class Simulation:
                 )
             self.prices[name] = float(attrs["price"])
 
-    def _link(self, source: str, target: str, data: dict) -> Link:
+    def _link(self, source: str, target: str, data: dict, key: str | None = None) -> Link:
+        """The link of one call step; ``key`` names its random streams (default: the edge)."""
         latency = data["latency"]
         zero = isinstance(latency, Constant) and latency.value == 0.0
-        key = f"{source}->{target}"
+        edge = f"{source}->{target}"
+        key = key or edge
         link = Link(
             self.env, source, self.services[target],
             probability=float(data["probability"]),
@@ -121,7 +127,9 @@ class Simulation:
             loss=float(data["loss"]),
             lost=self.streams.uniform(f"link/{key}/loss") if data["loss"] > 0 else None,
         )
-        fault_key = f"{CLIENT}->{target}" if source.startswith(f"{CLIENT}:") else key
+        link.key = key
+        link.entry = data.get("entry")
+        fault_key = f"{CLIENT}->{target}" if source.startswith(f"{CLIENT}:") else edge
         self.links.setdefault(fault_key, []).append(link)
         discovery = self.G.nodes[target].get("discovery")
         if discovery is not None and not source.startswith(f"{CLIENT}:"):
@@ -140,6 +148,9 @@ class Simulation:
 
     def _build_links(self) -> None:
         for name, svc in self.services.items():
+            if isinstance(svc, ProgramService):
+                self._build_program(name, svc, self.G.nodes[name]["program"])
+                continue
             groups: dict[int, list[Guard]] = {}
             quorum: dict[int, int | None] = {}
             for target, data in topology.calls(self.G, name):
@@ -160,6 +171,39 @@ class Simulation:
                 Parallel(groups[step], quorum[step], svc) if isinstance(step, int) else step
                 for step in svc.calls
             ]
+
+    def _build_program(self, name: str, svc: ProgramService, program: Any) -> None:
+        """A deployed service's component programs: its calls (one call step each, streams
+        named by the component call, as a microservice deployment names them) and its work."""
+        streams = self.streams
+        edges = dict(topology.calls(self.G, name))
+        steps = []
+        for r in program.remotes:
+            data = {**edges[r.service], "probability": r.probability, "entry": r.callee}
+            link = self._link(name, r.service, data, key=f"{r.caller}->{r.callee}")
+            steps.append(self._step(svc, link, r.call))
+        works: dict[str, Callable[[], float]] = {}
+        coins: dict[tuple[str, str], Callable[[], float]] = {}
+        ipc = program.in_process_call
+        programs = {}
+        for entry, flat in program.steps.items():
+            out: list[tuple[Any, ...]] = []
+            for step in flat:
+                if step[0] == "work":
+                    comp = step[1]
+                    if comp not in works:
+                        works[comp] = program.works[comp].sampler(
+                            streams.rng(f"component/{comp}/time"))
+                    out.append((ProgramService.WORK, works[comp], ipc if step[2] else 0.0, None))
+                elif step[0] == "coin":
+                    pair = (step[1], step[2])
+                    if pair not in coins:
+                        coins[pair] = streams.uniform(f"call/{pair[0]}->{pair[1]}")
+                    out.append((ProgramService.COIN, coins[pair], step[3], step[4]))
+                else:
+                    out.append((ProgramService.REMOTE, steps[step[1]], None, None))
+            programs[entry] = out
+        svc.set_programs(programs, program.default)
 
     def _build_clients(self) -> None:
         for code, node in enumerate(topology.clients(self.G)):
@@ -188,7 +232,8 @@ class Simulation:
                 client = ClosedClient(*args, users=w.users, think=think, **common)
             else:  # pragma: no cover - other types are built by their own modules
                 raise ValueError(w.type)
-            client.entry = self._step(client, self._link(node, target, data), data.get("policy"))
+            link = self._link(node, target, {**data, "entry": self.G.nodes[node].get("entry")})
+            client.entry = self._step(client, link, data.get("policy"))
             self.clients.append(client)
             self.records.sources.append(node.split(":", 1)[-1])
 

@@ -39,23 +39,23 @@ Monkey targets and faults, and keeps the checked ``app`` and ``deploy`` on the s
 
 How a deployed service works
 ----------------------------
-A visit to a deployed service enters at one component (its *entry*) and keeps the worker it got
-for the whole visit. The worker does the entry's work, then the work of every component it
-calls in-process (recursively, each such call costing ``in_process_call`` more), then makes the
-calls that leave the service, in call order, waiting for each answer. Its ``service_time`` is
-therefore the sum of the component works along the in-process call tree
-(:class:`ComponentWork`), and in a monolith the whole request is one such sum.
+A visit to a deployed service enters at one component (its *entry*: the component a workload
+targets, or the one another service calls) and keeps the worker it got for the whole visit. The
+worker does the entry's work, then its calls in order: a call to a component in the same service
+is in-process (``in_process_call`` more, then that component's work and calls, recursively); a
+call to a component elsewhere crosses a link to that component's service, and the worker waits
+for the answer before going on. A service can be entered at several components, and one visit
+may call another service several times (at different components).
+
+When a visit is simply one stretch of work followed by its outgoing calls (always so for
+monoliths and microservices), the service is an ordinary one whose ``service_time`` is the sum
+of the component works along the in-process call tree (:class:`ComponentWork`). Otherwise it
+carries a :class:`Program` per entry, and the simulator runs it step by step.
 
 Component work is drawn from random streams named by component (``component/<name>/time``) and
-in-process coin flips from ``call/<caller>-><callee>``, the names the simulator gives a
-microservice's calls, so two deployments of one application under one seed see the same
-arrivals and the same work per component (common random numbers).
-
-Until the simulator runs component programs itself (see ``ComponentWork``), two things hold:
-a deployed service has one entry component, and a service that mixes in-process calls with calls
-leaving it does all its in-process work first, then the outgoing calls (whose probability is
-the product along the in-process path). Mean latencies are exact; monoliths and microservices
-are exact; only mixed groups reorder work within a visit.
+coin flips from ``call/<caller>-><callee>``, the names the simulator gives a microservice's
+calls, so two deployments of one application under one seed see the same arrivals and the same
+work per component (common random numbers).
 """
 
 from __future__ import annotations
@@ -176,6 +176,8 @@ class ComponentWork(_Dist):
     """The work one visit to a deployed service does on its worker: the entry component's,
     then (in call order, each call taken with its probability) ``in_process_call`` plus the
     work of each component it calls in-process, recursively; plus ``2 × serialization``.
+    (``program`` is set instead when a visit's work and calls interleave; then ``tree`` is the
+    default entry's and gives only its mean work.)
 
     A distribution in the simulator's sense (``sampler``, ``mean``, ``variance``), drawing each
     component's work from the stream ``component/<name>/time`` and each in-process coin from
@@ -188,6 +190,13 @@ class ComponentWork(_Dist):
     works: dict[str, Any]          # component -> its service_time distribution
     in_process_call: float = 0.0
     serialization: float = 0.0
+    # where the visits it sends go in: target service -> the component called there
+    enters: dict[str, str] = Field(default_factory=dict)
+    # workload index -> the component its requests enter this service at
+    clients: dict[int, str] = Field(default_factory=dict)
+    # set when one sum of work cannot say what a visit does (several entries, work after a
+    # call that leaves the service, or a call leaving from an optional in-process call)
+    program: Any = None            # Program
 
     # -- theory -----------------------------------------------------------------------------
     def _moments(self, node: Node) -> tuple[float, float]:
@@ -280,17 +289,105 @@ class ComponentWork(_Dist):
         return np.fromiter((f() for _ in range(n)), dtype=float, count=n)
 
 
+# -- component programs ----------------------------------------------------------------------
+WORK_STEP, COIN_STEP, REMOTE_STEP = "work", "coin", "remote"
+
+
+@dataclass(frozen=True)
+class Remote:
+    """A call that leaves a deployed service: ``caller`` (component here) calls ``callee``
+    (component of ``service``) with ``probability``; ``call`` is the call as written (its
+    pattern keys: timeout, retry, …)."""
+
+    caller: str
+    callee: str
+    service: str
+    probability: float
+    call: Any
+
+
+@dataclass(frozen=True)
+class Program:
+    """What a visit to a deployed service does, for each component it can be entered at.
+
+    ``steps[entry]`` is the in-process call tree of ``entry`` laid out flat, in execution
+    order: ``("work", component, in_process)`` (the component's work, plus ``in_process_call``
+    when it was called in-process), ``("coin", caller, callee, p, skip_to)`` (an in-process call
+    made with probability ``p``; when it is not made, go on at ``skip_to``) and
+    ``("remote", k)`` (make ``remotes[k]`` and wait for its answer). The worker is held from the
+    visit's start to its end; work between two remote calls is one stretch of it.
+    """
+
+    steps: dict[str, tuple[tuple[Any, ...], ...]]
+    works: dict[str, Any]
+    remotes: tuple[Remote, ...]
+    in_process_call: float
+    serialization: float
+    default: str                      # the entry of visits that name none
+
+    def with_policies(self, policies: list[Any]) -> Program:
+        """The same program with each remote call's pattern keys replaced (in order)."""
+        from dataclasses import replace
+
+        return replace(self, remotes=tuple(replace(r, call=p)
+                                           for r, p in zip(self.remotes, policies, strict=True)))
+
+
+def _flatten(app: dict[str, Component], entry: str, members: set[str], host: dict[str, str],
+             remotes: dict[tuple[str, str], int]) -> tuple[tuple[Any, ...], ...]:
+    """The flat steps of a visit entered at ``entry`` (see :class:`Program`); ``remotes`` maps
+    (caller, callee) to the remote call's index, growing as calls are met."""
+    steps: list[Any] = []
+
+    def walk(comp: str, in_process: bool) -> None:
+        steps.append((WORK_STEP, comp, in_process))
+        for call in app[comp].calls:
+            if call.service in members:
+                if call.probability < 1.0:
+                    at = len(steps)
+                    steps.append(None)
+                    walk(call.service, True)
+                    steps[at] = (COIN_STEP, comp, call.service, call.probability, len(steps))
+                else:
+                    walk(call.service, True)
+            else:
+                steps.append((REMOTE_STEP, remotes.setdefault((comp, call.service), len(remotes))))
+
+    walk(entry, False)
+    return tuple(steps)
+
+
+def _one_sum_will_do(steps: tuple[tuple[Any, ...], ...]) -> bool:
+    """Can a visit be one stretch of work followed by its remote calls, each taken on its own
+    coin? Yes when no work follows a remote call and no remote call hangs on an optional
+    in-process call (its chance would otherwise be tied to that call's coin)."""
+    seen_remote = False
+    coin_until = -1
+    for i, step in enumerate(steps):
+        if step[0] == COIN_STEP:
+            coin_until = max(coin_until, step[4])
+        elif step[0] == REMOTE_STEP:
+            if i < coin_until:
+                return False
+            seen_remote = True
+        elif seen_remote:
+            return False
+    return True
+
+
 # -- the plan: which component goes where ---------------------------------------------------
 @dataclass(frozen=True)
 class Deployment:
     """Where each component runs. ``services`` maps each deployed service to its components
-    (application order); ``host`` maps each component to its service; ``entry`` gives the
-    component each service's visits start at."""
+    (application order); ``host`` maps each component to its service; ``entries`` gives the
+    components a service's visits can start at (from workloads and other services' calls) and
+    ``entry`` the first of them."""
 
     style: str
     services: dict[str, list[str]]
     host: dict[str, str]
     entry: dict[str, str]
+    entries: dict[str, list[str]] | None = None   # every component a service is entered at
 
     def resolve(self, name: str) -> str | None:
         """The deployed service of a component or service name, or None."""
@@ -389,41 +486,26 @@ def _plan(names: list[str], deploy: Deploy, problems: _Problems) -> dict[str, li
 
 
 def _entries(app: dict[str, Component], services: dict[str, list[str]], host: dict[str, str],
-             targets: list[tuple[Loc, str]], problems: _Problems) -> dict[str, str]:
-    """The component each deployed service is entered at; one per service (see module doc)."""
-    seen: dict[str, tuple[str, Loc]] = {}
-
-    def note(svc: str, comp: str, loc: Loc) -> None:
-        if svc not in seen:
-            seen[svc] = (comp, loc)
-        elif seen[svc][0] != comp:
-            first, where = seen[svc]
-            problems.add(loc, f"service {svc!r} would be entered at both {first!r} (from "
-                         f"{_dotted_loc(where)}) and {comp!r}; until the simulator runs component "
-                         f"entry points, a deployed service has one entry: put {first!r} and "
-                         f"{comp!r} in different services")
-
-    for loc, comp in targets:
-        note(host[comp], comp, loc)
+             targets: list[tuple[Loc, str]]) -> dict[str, list[str]]:
+    """The components each deployed service is entered at (from workloads and from calls of
+    other services), in application order; a service nobody enters gets its root component."""
+    order = {c: i for i, c in enumerate(app)}
+    seen: dict[str, set[str]] = {svc: set() for svc in services}
+    for _, comp in targets:
+        seen[host[comp]].add(comp)
     for name, comp in app.items():
-        for i, call in enumerate(comp.calls):
+        for call in comp.calls:
             if call.service in host and host[call.service] != host[name]:
-                note(host[call.service], call.service, ("app", name, "calls", i))
-    entry: dict[str, str] = {}
+                seen[host[call.service]].add(call.service)
+    entries: dict[str, list[str]] = {}
     for svc, members in services.items():
-        if svc in seen:
-            entry[svc] = seen[svc][0]
+        if seen[svc]:
+            entries[svc] = sorted(seen[svc], key=order.__getitem__)
             continue
         called = {c.service for m in members for c in app[m].calls if c.service in members}
         roots = [m for m in members if m not in called]
-        entry[svc] = (roots or members)[0]
-    return entry
-
-
-def _dotted_loc(loc: Loc) -> str:
-    from .load import _dotted
-
-    return _dotted(loc)
+        entries[svc] = [(roots or members)[0]]
+    return entries
 
 
 def _tree(app: dict[str, Component], comp: str, members: set[str]) -> Node:
@@ -432,31 +514,13 @@ def _tree(app: dict[str, Component], comp: str, members: set[str]) -> Node:
     return (comp, calls)
 
 
-def _remote_calls(app: dict[str, Component], entry: str, members: set[str],
-                  host: dict[str, str]) -> list[tuple[str, float, Call, Loc]]:
-    """Calls leaving the service from the in-process tree of ``entry``, in execution order:
-    (target service, probability along the path, the call as written, where written)."""
-    out: list[tuple[str, float, Call, Loc]] = []
-
-    def walk(comp: str, p: float) -> None:
-        for i, call in enumerate(app[comp].calls):
-            if call.service in members:
-                walk(call.service, p * call.probability)
-            else:
-                out.append((host[call.service], p * call.probability, call,
-                            ("app", comp, "calls", i)))
-
-    walk(entry, 1.0)
-    return out
-
-
 def _largest(values: Iterable[int | None]) -> int | None:
     vs = [v for v in values if v is not None]
     return max(vs) if vs else None
 
 
 def _compile_service(name: str, members: list[str], app: dict[str, Component], deploy: Deploy,
-                     plan: Deployment, problems: _Problems) -> Service:
+                     plan: Deployment, clients: dict[int, str], problems: _Problems) -> Service:
     comps = [app[m] for m in members]
     entry = plan.entry[name]
     over = dict(deploy.services.get(name) or {})
@@ -468,17 +532,26 @@ def _compile_service(name: str, members: list[str], app: dict[str, Component], d
             del over[key]
     limit = over.pop("memory_limit", None)
     member_set = set(members)
-    calls: list[Call] = []
-    targets: dict[str, Loc] = {}
-    for target, p, call, loc in _remote_calls(app, entry, member_set, plan.host):
-        if target in targets:
-            problems.add(loc, f"service {name!r} would call {target!r} twice in one visit (also "
-                         f"from {_dotted_loc(targets[target])}); until the simulator runs "
-                         "component programs, a deployed service calls each other service once")
-            continue
-        targets[target] = loc
+    entries = plan.entries[name]
+    index: dict[tuple[str, str], int] = {}
+    steps = {e: _flatten(app, e, member_set, plan.host, index) for e in entries}
+    remotes = []
+    for (caller, callee), _ in sorted(index.items(), key=lambda kv: kv[1]):
+        call = next(c for c in app[caller].calls if c.service == callee)
         # the call's own keys (timeout, retry, ...) travel with it; in-process calls ignore them
-        calls.append(call.model_copy(update={"service": target, "probability": p}))
+        remotes.append(Remote(caller, callee, plan.host[callee], call.probability,
+                              call.model_copy(update={"service": plan.host[callee]})))
+    targets = [r.service for r in remotes]
+    simple = (len(entries) == 1 and _one_sum_will_do(steps[entry])
+              and len(set(targets)) == len(targets))
+    # Edges of the deployed graph: one per service called. A service that runs programs keeps
+    # the calls themselves (with their keys) in its program; its edges carry only the links.
+    calls: list[Call] = ([r.call for r in remotes] if simple else
+                         [Call(service=t) for t in dict.fromkeys(targets)])
+    program = None if simple else Program(
+        steps=steps, works={m: app[m].service_time for m in members}, remotes=tuple(remotes),
+        in_process_call=deploy.in_process_call, serialization=deploy.serialization,
+        default=entry)
     limits = [c.memory.limit for c in comps]
     if limit is None and all(x is not None for x in limits):
         limit = deploy.runtime_memory + sum(limits)  # type: ignore[arg-type]
@@ -499,7 +572,15 @@ def _compile_service(name: str, members: list[str], app: dict[str, Component], d
         works={m: app[m].service_time for m in members},
         in_process_call=deploy.in_process_call,
         serialization=deploy.serialization,
+        enters={r.service: r.callee for r in remotes} if simple else {},
+        clients=clients,
+        program=program,
     )
+    if program is not None and over.get("discipline") == "ps":
+        problems.add((*where, "discipline"), f"service {name!r} runs component programs (its "
+                     "visits wait on other services between stretches of work), which processor "
+                     "sharing cannot; use fifo or lifo, or group its components differently")
+        del over["discipline"]
     fields: dict[str, Any] = {
         "replicas": _largest(c.replicas for c in comps) or 1,
         "workers": _largest(c.workers for c in comps) or 1,
@@ -604,6 +685,7 @@ def expand(data: Mapping[str, Any], source: str | None = None,
     # workload targets: components, or deployed services
     workload = [dict(w) if isinstance(w, Mapping) else w for w in (data.get("workload") or [])]
     targets: list[tuple[Loc, str]] = []
+    entered = _entered_before(services_in)
     for i, w in enumerate(workload):
         if not isinstance(w, dict) or not isinstance(w.get("target"), str) or not components:
             continue  # the model reports it
@@ -611,19 +693,25 @@ def expand(data: Mapping[str, Any], source: str | None = None,
         if t in host:
             targets.append((("workload", i, "target"), t))
             w["target"] = host[t]
+        elif host.get(entered.get(t, {}).get(i, "")) == t:  # a dumped scenario, compiled again
+            targets.append((("workload", i, "target"), entered[t][i]))
         elif t not in services and t not in components:
             problems.add(("workload", i, "target"), f"unknown component {t!r}; components are: {names}")
     problems.raise_if_any()
     assert deploy is not None
     app = valid
-    entry = _entries(app, services, host, targets, problems)
-    plan = Deployment(deploy.style, services, host, entry)
+    entries = _entries(app, services, host, targets)
+    plan = Deployment(deploy.style, services, host, {s: e[0] for s, e in entries.items()}, entries)
     for name in deploy.services:
         if name not in services:
             problems.add(("deploy", "services", name),
                          f"no deployed service {name!r}; this deployment has: {', '.join(services)}")
-    compiled = {name: _compile_service(name, members, app, deploy, plan, problems)
+    clients: dict[str, dict[int, str]] = {name: {} for name in services}
+    for loc, comp in targets:
+        clients[host[comp]][loc[1]] = comp
+    compiled = {name: _compile_service(name, members, app, deploy, plan, clients[name], problems)
                 for name, members in services.items()}
+    _check_service_cycles(compiled, plan, problems)
     if "links" in data:
         out["links"] = _links(data["links"], plan, names, problems)
     problems.raise_if_any()
@@ -633,6 +721,19 @@ def expand(data: Mapping[str, Any], source: str | None = None,
     _rename_chaos(out, plan)
     out["app"] = app
     out["deploy"] = deploy
+    return out
+
+
+def _entered_before(services: Any) -> dict[str, dict[int, str]]:
+    """Workload entries kept by the compiled services of a dumped scenario (whose workload
+    targets already name services): service -> {workload index: component}."""
+    out: dict[str, dict[int, str]] = {}
+    if isinstance(services, Mapping):
+        for name, svc in services.items():
+            if _is_compiled(svc):
+                st = svc.get("service_time") if isinstance(svc, Mapping) else svc.service_time
+                clients = st.get("clients") if isinstance(st, Mapping) else st.clients
+                out[name] = {int(k): v for k, v in (clients or {}).items()}
     return out
 
 
@@ -656,6 +757,19 @@ def _check_app(app: dict[str, Component], names: list[str], problems: _Problems)
     if cycle:
         problems.add(("app", cycle[0], "calls"), "calls form a cycle: "
                      + " -> ".join(cycle + [cycle[0]]) + " (a request would wait for itself)")
+
+
+def _check_service_cycles(compiled: dict[str, Service], plan: Deployment,
+                          problems: _Problems) -> None:
+    """Components in a call chain a -> b -> c may not be grouped so that services call each
+    other back (a and c together, b apart): a visit would hold a worker of its service while
+    waiting on a call that needs another worker of the same service."""
+    cycle = _find_cycle({n: [c.service for c in svc.calls] for n, svc in compiled.items()})
+    if cycle:
+        path = " -> ".join([*cycle, cycle[0]])
+        problems.add(("deploy", "groups"), f"this grouping makes services call each other back "
+                     f"({path}): a visit would wait on its own service's workers; deploy the "
+                     "components so that calls between services go one way")
 
 
 def _links(links: Any, plan: Deployment, names: str, problems: _Problems) -> Any:
@@ -766,9 +880,12 @@ def deployment(spec: Any) -> Deployment | None:
     problems = _Problems({}, None, {})
     services = _plan(list(s.app), s.deploy, problems)
     host = {c: n for n, ms in services.items() for c in ms}
-    entry = {n: svc.service_time.entry for n, svc in s.services.items()
+    works = {n: svc.service_time for n, svc in s.services.items()
              if isinstance(svc.service_time, ComponentWork)}
-    return Deployment(s.deploy.style, services, host, entry)
+    entry = {n: w.entry for n, w in works.items()}
+    entries = {n: list(w.program.steps) if w.program is not None else [w.entry]
+               for n, w in works.items()}
+    return Deployment(s.deploy.style, services, host, entry, entries)
 
 
 def _scenario(spec: Any) -> Scenario:
