@@ -276,6 +276,11 @@ def test_the_shop_files_deploy_one_app():
     # 2.7 in-process calls of 20 µs, the client's request and answer at 150 µs each
     assert mono.services["shop"].service_time.mean == pytest.approx(22.4e-3 + 2.7 * 20e-6 + 300e-6)
     assert mono.services["shop"].price == 0.2 and micro.services["payments"].price == 0.05
+    groups = simsys.load(ROOT / "scenarios" / "shop-groups.yaml")
+    assert groups.app == micro.app and list(groups.services) == ["front", "catalog", "payments"]
+    # front's worker waits on the catalog service between the storefront's work and the cart's
+    steps = groups.services["front"].service_time.program.steps["storefront"]
+    assert [s[0] for s in steps] == ["work", "remote", "work", "remote"]
 
 
 # -- costs of a deployment --------------------------------------------------------------------
