@@ -238,7 +238,8 @@ class Comparison:
 
     # -- display ----------------------------------------------------------------------------
     def to_text(self, metrics: Iterable[str] | str | None = None) -> str:
-        """The table as plain text: latencies in ms, memory in MB, shares in %."""
+        """The table as plain text: latencies in ms, recovery times in s, memory in MB, shares
+        in %."""
         t = self.table(metrics)
         conf = f"{self.confidence:.0%}"
         header = ["figure"]
@@ -295,8 +296,10 @@ class Comparison:
 
 
 def _unit(metric: str) -> tuple[str, float]:
-    if metric.startswith("latency.") or metric.endswith((".mttr", ".mttd", ".mtbf")):
+    if metric.startswith("latency."):
         return "ms", 1e3
+    if metric.endswith((".mttr", ".mttd", ".mtbf")):  # recoveries take seconds to minutes
+        return "s", 1.0
     if metric in ("error_rate", "availability") or metric.endswith((".availability", ".utilization")):
         return "%", 100.0
     if metric.startswith("memory.") or metric.endswith(".memory_peak"):

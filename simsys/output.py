@@ -6,6 +6,7 @@ A run directory holds::
     requests.parquet      Result.requests
     incidents.parquet     Result.incidents
     timeseries.parquet    Result.timeseries
+    chaos.parquet         Result.chaos: Chaos Monkey's kills and skips, for runs with a monkey
     scenario.yaml         the scenario as resolved data (seconds, bytes), runnable as is
     journal.json          the Chaos Toolkit journal, for scenarios with an experiment
     *.png                 plots (latency_cdf, latency_over_time, error_rate_over_time,
@@ -32,6 +33,7 @@ import pandas as pd
 __all__ = ["PLOTS", "SavedRun", "is_run_dir", "load_run", "save_run", "write_plots"]
 
 TABLES = ("requests", "incidents", "timeseries")
+OPTIONAL_TABLES = ("chaos",)  # written only when the run has rows for them
 #: Plots written for every run, in the order the report shows them.
 PLOTS = ("latency_cdf", "latency_over_time", "throughput_over_time", "error_rate_over_time",
          "memory", "queues", "topology")
@@ -132,6 +134,10 @@ def save_run(result: Any, directory: str | Path, plots: bool = True) -> Path:
     for name in TABLES:
         df = getattr(result, name)
         _atomic(out / f"{name}.parquet", lambda p, df=df: df.to_parquet(p, index=False))
+    for name in OPTIONAL_TABLES:
+        df = getattr(result, name, None)
+        if df is not None and len(df):
+            _atomic(out / f"{name}.parquet", lambda p, df=df: df.to_parquet(p, index=False))
     scenario = _scenario_data(result)
     if scenario is not None:
         _write_yaml(out / "scenario.yaml", scenario)
@@ -195,7 +201,7 @@ class SavedRun:
     Attributes
     ----------
     directory : pathlib.Path
-    requests, incidents, timeseries : pandas.DataFrame
+    requests, incidents, timeseries, chaos : pandas.DataFrame
         Empty frames when the parquet file is missing.
     scenario : dict or None
         ``scenario.yaml`` as data.
@@ -210,6 +216,7 @@ class SavedRun:
         self.requests = tables["requests"]
         self.incidents = tables["incidents"]
         self.timeseries = tables["timeseries"]
+        self.chaos = tables["chaos"]
         self.scenario = scenario
         self.journal = journal
         self.name: str = str(summary.get("name", directory.name))
@@ -255,6 +262,7 @@ _EMPTY = {
     "incidents": ["service", "instance", "kind", "cause", "failed_at", "detected_at",
                   "recovered_at", "requests_failed"],
     "timeseries": ["time", "service", "instance", "metric", "value"],
+    "chaos": ["at", "group", "service", "instance", "outcome", "reason"],
 }
 
 
@@ -276,7 +284,7 @@ def load_run(directory: str | Path) -> SavedRun:
     except json.JSONDecodeError as exc:
         raise SimsysError(f"{out / 'summary.json'}: not valid JSON ({exc})") from None
     tables = {}
-    for name in TABLES:
+    for name in TABLES + OPTIONAL_TABLES:
         path = out / f"{name}.parquet"
         if path.is_file():
             tables[name] = pd.read_parquet(path)

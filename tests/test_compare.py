@@ -165,6 +165,7 @@ def test_text_json_and_html(two):
     text = two.to_text(["latency.mean", "error_rate"])
     assert text.splitlines()[0].split() [:2] == ["figure", "base"]
     assert "latency.mean (ms)" in text and "error_rate (%)" in text and "Δ vs base" in text
+    assert "incidents.mttr (s)" in two.to_text(["incidents.mttr"])
     d = two.to_dict(["latency.mean"])
     assert d["variants"] == ["base", "slower"] and d["replications"] == 5
     assert set(d["figures"]["latency.mean"]["slower"]) == {"mean", "ci_low", "ci_high", "diff",

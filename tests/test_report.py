@@ -106,6 +106,15 @@ def test_load_run_round_trip(run_dir, result):
     assert "<table" in run._repr_html_()
 
 
+def test_a_run_directory_keeps_the_monkeys_journal(tmp_path, run_dir):
+    r = simsys.run("scenarios/chaos-checkout.yaml", overrides={"duration": "10min"})
+    assert len(r.chaos) > 0
+    save_run(r, tmp_path, plots=False)
+    pd.testing.assert_frame_equal(load_run(tmp_path).chaos, r.chaos)
+    assert not (run_dir / "chaos.parquet").exists()  # no monkey, no table
+    assert load_run(run_dir).chaos.empty
+
+
 def test_load_run_refuses_other_directories(tmp_path):
     with pytest.raises(simsys.SimsysError, match="no summary.json"):
         load_run(tmp_path)
