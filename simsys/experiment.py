@@ -23,8 +23,16 @@ if TYPE_CHECKING:
     from .result import Result
 
 
-def _iso(t: float) -> str:
-    return (MONDAY + dt.timedelta(seconds=t)).isoformat()
+def _origin(result: Result) -> dt.datetime:
+    """The wall-clock time of simulated time 0: Chaos Monkey's ``start_at`` when the run has a
+    monkey (its workday calendar starts there), else a fixed Monday midnight."""
+    chaos = result.graph.graph.get("chaos")
+    monkey = getattr(chaos, "monkey", None)
+    return monkey.start_at if monkey is not None else MONDAY
+
+
+def _iso(t: float, origin: dt.datetime) -> str:
+    return (origin + dt.timedelta(seconds=t)).isoformat()
 
 
 def probe_value(result: Result, metric: str, t0: float, t1: float) -> float | None:
@@ -67,8 +75,8 @@ def _probe(result: Result, probe: Probe, t_end: float) -> dict[str, Any]:
         "output": value,
         "status": "succeeded",
         "tolerance_met": met,
-        "start": _iso(t0),
-        "end": _iso(t_end),
+        "start": _iso(t0, _origin(result)),
+        "end": _iso(t_end, _origin(result)),
         "duration": t_end - t0,
         "simsys": {"window": [t0, t_end]},
     }
@@ -80,7 +88,8 @@ def _hypothesis(result: Result, exp: Experiment, t_end: float) -> dict[str, Any]
             "simsys": {"at": t_end}}
 
 
-def _action(fault: Any, name: str, log: list[dict[str, Any]], duration: float) -> dict[str, Any]:
+def _action(fault: Any, name: str, log: list[dict[str, Any]], duration: float,
+            origin: dt.datetime) -> dict[str, Any]:
     row = next((r for r in log if r["name"] == name), {})
     start = row.get("started_at", fault.at)
     end = row.get("ended_at", math.nan)
@@ -91,8 +100,8 @@ def _action(fault: Any, name: str, log: list[dict[str, Any]], duration: float) -
                                   "arguments": args}},
         "output": None,
         "status": "succeeded",
-        "start": _iso(start),
-        "end": _iso(end if not math.isnan(end) else duration),
+        "start": _iso(start, origin),
+        "end": _iso(end if not math.isnan(end) else duration, origin),
         "duration": (end if not math.isnan(end) else duration) - start,
         "simsys": {"started_at": start, "ended_at": None if math.isnan(end) else end},
     }
@@ -124,7 +133,8 @@ def journal(result: Result, exp: Experiment) -> dict[str, Any]:
         status = "failed" if deviated else "completed"
     log = result.records.stats.get("faults", [])
     names = [fault_name(a, "method", i) for i, a in enumerate(exp.method)]
-    run = [_action(a, n, log, duration) for a, n in zip(exp.method, names, strict=True)]
+    origin = _origin(result)
+    run = [_action(a, n, log, duration, origin) for a, n in zip(exp.method, names, strict=True)]
     rollbacks = [
         {
             "activity": {"type": "action", "name": rb.name or f"rollback{i}",
@@ -132,8 +142,8 @@ def journal(result: Result, exp: Experiment) -> dict[str, Any]:
                                       "arguments": {"ends": rb.ends}}},
             "output": None,
             "status": "succeeded",
-            "start": _iso(rb.at),
-            "end": _iso(rb.at),
+            "start": _iso(rb.at, origin),
+            "end": _iso(rb.at, origin),
             "duration": 0.0,
             "simsys": {"at": rb.at},
         }
@@ -144,13 +154,13 @@ def journal(result: Result, exp: Experiment) -> dict[str, Any]:
         "platform": platform.platform(),
         "node": "simsys",
         "experiment": exp.model_dump(mode="json", by_alias=True),
-        "start": _iso(0.0),
+        "start": _iso(0.0, origin),
         "status": status,
         "deviated": deviated,
         "steady_states": {"before": before, "after": after, "during": during},
         "run": run,
         "rollbacks": rollbacks,
-        "end": _iso(duration),
+        "end": _iso(duration, origin),
         "duration": duration,
         "simsys": {
             "version": __version__,

@@ -156,3 +156,16 @@ def test_steady_state_not_met_before_the_method_fails_the_experiment():
     check_journal_shape(j)
     assert j["steady_states"]["before"]["steady_state_met"] is False
     assert j["status"] == "failed" and j["deviated"] is False
+
+
+def test_journal_times_are_on_the_monkeys_calendar():
+    spec = rollback_scenario(120.0)
+    spec["duration"] = 200
+    plain = simsys.run(spec).journal
+    assert plain["start"] == "2026-01-05T00:00:00"  # no monkey: a fixed Monday midnight
+    spec["chaos"] = {"monkey": {"targets": ["b"], "start_at": "2026-03-02T09:00:00",
+                                "mean_time_between_failures": "10h"}}
+    j = simsys.run(spec).journal
+    assert j["start"] == "2026-03-02T09:00:00" and j["end"] == "2026-03-02T09:03:20"
+    assert j["run"][0]["start"] == "2026-03-02T09:01:00"  # the method's action at 60 s
+    assert j["rollbacks"][0]["start"] == "2026-03-02T09:02:00"
