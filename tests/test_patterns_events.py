@@ -407,6 +407,28 @@ def test_fallback_true_answers_at_once():
                                           (1, 0.75, 0.75, "degraded", "loss")]
 
 
+def test_false_on_a_call_turns_off_the_services_pattern():
+    # web's fallback (and timeout) cover its calls, but the call to db says fallback: false and
+    # timeout: false: db's lost messages fail the request; cache's are answered degraded
+    spec = {"duration": "1s",
+            "services": {"web": {"fallback": True, "timeout": "1ms",
+                                 "calls": ["cache", {"service": "db", "fallback": False,
+                                                     "timeout": False}]},
+                         "cache": {}, "db": {"service_time": "10ms"}},
+            "links": {"web->cache": {"loss": 1.0}},
+            "workload": [closed(think="0.375s")]}
+    r = simsys.run(spec)
+    # cache: lost, degraded at once; db: 10 ms (no 1 ms timeout), ok: the request is degraded
+    assert requests(r) == [(0, 0.375, 0.385, "degraded", "loss"),
+                           (1, 0.76, 0.77, "degraded", "loss")]
+    assert calls(r, "web->cache")["fallbacks"] == 2
+    spec["links"] = {"web->db": {"loss": 1.0}}
+    r = simsys.run(spec)
+    assert [row[3] for row in requests(r)] == ["dropped", "dropped"]
+    G = simsys.build_graph(spec)
+    assert G.edges["web", "db"]["policy"] is None  # nothing left on that call
+
+
 # -- load shedding and queue discipline -------------------------------------------------------
 def test_shed_by_queue_length_refuses_arrivals_while_that_many_wait():
     # Five users reach web (1 worker, 1 s) at 0.25: one served, two wait, two shed at once;

@@ -7,9 +7,17 @@ workload (the client's own ``timeout`` and ``retry``).
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, model_validator
+from pydantic import (
+    BeforeValidator,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+    field_serializer,
+    model_validator,
+)
 
 from .distributions import Constant, Distribution, NonNegDuration, PosDuration
 from .model_base import Strict
@@ -83,34 +91,50 @@ class Fallback(Strict):
 
 
 def _fallback(value: object) -> object:
-    if value is True:
-        return {}
-    if value is False or value is None:
-        return None
-    return value
+    return {} if value is True else value
+
+
+def _off_or(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    # ``false``: this pattern is off here, whatever the service says. Only ``false`` itself:
+    # ``timeout: 0`` stays an error, and other values report their own problems.
+    return value if value is False else handler(value)
+
+
+Off = WrapValidator(_off_or)
+PATTERN_KEYS = ("timeout", "retry", "circuit_breaker", "bulkhead", "hedge", "fallback")
 
 
 class CallPolicy(Strict):
-    """The patterns one call edge can carry; a service's own values are defaults for its calls."""
+    """The patterns one call edge can carry; a service's own values are defaults for its calls.
 
-    timeout: PosDuration | None = None
-    retry: Retry | None = None
-    circuit_breaker: CircuitBreaker | None = None
-    bulkhead: Bulkhead | None = None
-    hedge: Hedge | None = None
-    fallback: Annotated[Fallback | None, BeforeValidator(_fallback)] = None
+    A key left out (or ``null``) takes the service's value; ``false`` turns the pattern off for
+    this call (``fallback: false`` on the one call that must fail loudly).
+    """
+
+    timeout: Annotated[PosDuration | None, Off] = None
+    retry: Annotated[Retry | None, Off] = None
+    circuit_breaker: Annotated[CircuitBreaker | None, Off] = None
+    bulkhead: Annotated[Bulkhead | None, Off] = None
+    hedge: Annotated[Hedge | None, Off] = None
+    fallback: Annotated[Fallback | None, BeforeValidator(_fallback), Off] = None
+
+    @field_serializer(*PATTERN_KEYS, mode="wrap")
+    def _keep_off(self, value: Any, handler: SerializerFunctionWrapHandler) -> Any:
+        return False if value is False else handler(value)
 
     def merged(self, defaults: CallPolicy | None) -> CallPolicy:
-        """This policy with unset fields taken from ``defaults``."""
-        if defaults is None:
-            return self
-        fields = {k: getattr(self, k) if getattr(self, k) is not None else getattr(defaults, k)
-                  for k in CallPolicy.model_fields}
+        """This policy with unset fields taken from ``defaults``; ``false`` becomes None (off)."""
+        fields = {}
+        for k in CallPolicy.model_fields:
+            value = getattr(self, k)
+            if value is None and defaults is not None:
+                value = getattr(defaults, k)
+            fields[k] = None if value is False else value
         return CallPolicy(**fields)
 
     @property
     def empty(self) -> bool:
-        return all(getattr(self, k) is None for k in CallPolicy.model_fields)
+        return all(getattr(self, k) in (None, False) for k in CallPolicy.model_fields)
 
 
 class Shed(Strict):
