@@ -1,15 +1,18 @@
 """Resilience patterns on a call: timeout, retry (back-off, jitter, budget), circuit breaker,
 bulkhead, hedging and fallback; and parallel fan-out with a quorum.
 
-A :class:`Guard` wraps one link. Each call through it has a :class:`CallState`; each attempt is
-a visit (:class:`~simsys.sim.service.Job`) whose ``call`` points back at that state, so a late
-answer to an attempt that has timed out, or lost a hedging race, is recognised and ignored —
-while the work it caused downstream goes on, as it would in a real system.
+A :class:`Guard` wraps one link. A call through it that needs more than one plain attempt has
+a :class:`CallState`; each attempt is a visit (:class:`~simsys.sim.service.Job`) whose ``call``
+points back at that state, so a late answer to an attempt that has timed out, or lost a hedging
+race, is recognised and ignored — while the work it caused downstream goes on, as it would in a
+real system. The usual call, whose first attempt answers ok, is made without one: its attempt's
+``call`` is the guard itself (see :class:`Guard`).
 """
 
 from __future__ import annotations
 
-from collections import deque
+import math
+from array import array
 from collections.abc import Callable
 from typing import Any
 
@@ -44,7 +47,9 @@ class Caller:
 
 
 class CallState:
-    """One call through a guard: its attempts so far and the visits still out."""
+    """One call through a guard that needs more than one plain attempt: its attempts so far
+    and the visits still out. A call whose first attempt goes out and answers ok never gets
+    one (see :class:`Guard`)."""
 
     __slots__ = ("parent", "attempts", "outstanding", "done", "group", "slot")
 
@@ -58,8 +63,35 @@ class CallState:
         self.group = group
 
 
+def _first_at_or_after(k: int, width: float) -> float:
+    """The least time ``t ≥ 0`` with ``int(t / width) ≥ k`` (k ≥ 1), to the last bit: the
+    float quotient is monotone in ``t``, so the answer is within an ulp or two of ``k·width``."""
+    t = k * width
+    if t / width >= k:
+        while True:
+            below = math.nextafter(t, -math.inf)
+            if below < 0.0 or below / width < k:
+                return t
+            t = below
+    while t / width < k:
+        t = math.nextafter(t, math.inf)
+    return t
+
+
 class Breaker:
-    """A circuit breaker over a rolling window of ``buckets`` time buckets."""
+    """A circuit breaker over a rolling window of ``buckets`` time buckets.
+
+    Closed, and within one bucket, a success only adds a call: the error share can only fall,
+    so it can open the breaker only if it brings the window's calls up to ``volume_threshold``.
+    The guard therefore counts such successes in ``fast`` while ``now < next_roll`` (the next
+    bucket's start, or -inf when not closed) and ``fast + 1 < trigger`` (the calls short of the
+    volume); anything else goes to :meth:`record`, which first folds ``fast`` into the current
+    bucket. Breaker states and their times are exactly those of recording every answer.
+    """
+
+    __slots__ = ("env", "threshold", "volume", "sleep", "width", "calls", "errors", "tick", "cur",
+                 "total_calls", "total_errors", "state", "opened_at", "trial_out", "key",
+                 "records", "fast", "trigger", "roll_at", "next_roll", "on_move")
 
     def __init__(self, env: simpy.Environment, spec: Any, key: str, records: Records,
                  buckets: int = 10):
@@ -71,6 +103,7 @@ class Breaker:
         self.calls = [0] * buckets
         self.errors = [0] * buckets
         self.tick = -1
+        self.cur = 0              # the bucket of ``tick``
         self.total_calls = 0
         self.total_errors = 0
         self.state = CLOSED
@@ -78,6 +111,11 @@ class Breaker:
         self.trial_out = False
         self.key = key
         self.records = records
+        self.fast = 0             # successes not yet in the current bucket
+        self.trigger = self.volume  # fast + 1 == trigger: that success reaches the volume
+        self.roll_at = -math.inf  # when the bucket after ``tick`` starts
+        self.next_roll = -math.inf  # roll_at while closed, else -inf (no fast path)
+        self.on_move: Callable[[int], None] | None = None  # told the new state
 
     def _roll(self, now: float) -> int:
         """Advance the window to ``now``: empty the buckets that fell out; return the current."""
@@ -91,6 +129,10 @@ class Breaker:
                 self.calls[b] = 0
                 self.errors[b] = 0
             self.tick = tick
+            self.cur = tick % n
+            self.roll_at = _first_at_or_after(tick + 1, self.width)
+            if self.state == CLOSED:
+                self.next_roll = self.roll_at
         return tick % n
 
     def allow(self) -> bool:
@@ -108,11 +150,16 @@ class Breaker:
 
     def record(self, ok: bool) -> None:
         now = self.env.now
+        if self.fast:  # successes counted on the fast path: all in the current bucket
+            self.calls[self.cur] += self.fast
+            self.total_calls += self.fast
+            self.fast = 0
         if self.state == HALF_OPEN:
             if ok:
                 self.calls = [0] * len(self.calls)
                 self.errors = [0] * len(self.errors)
                 self.total_calls = self.total_errors = 0
+                self.trigger = self.volume
                 self._move(CLOSED)
             else:
                 self.opened_at = now
@@ -127,17 +174,36 @@ class Breaker:
             self.errors[b] += 1
             self.total_errors += 1
         calls, errors = self.total_calls, self.total_errors
+        self.trigger = self.volume - calls
         if calls >= self.volume and errors >= self.threshold * calls:
             self.opened_at = now
             self._move(OPEN)
 
     def _move(self, state: int) -> None:
         self.state = state
+        self.next_roll = self.roll_at if state == CLOSED else -math.inf
+        if self.on_move is not None:
+            self.on_move(state)
         self.records.breakers.append((self.env.now, self.key, STATES[state]))
 
 
 class Guard:
-    """A call step guarded by a :class:`~simsys.spec.patterns.CallPolicy`."""
+    """A call step guarded by a :class:`~simsys.spec.patterns.CallPolicy`.
+
+    The usual call — a closed breaker, room in the bulkhead, no hedging, not part of a fan-out
+    — sends its first attempt with no :class:`CallState`: the attempt's visit carries the guard
+    itself in ``call``, its bulkhead count's index in ``group`` and its timeout number in
+    ``seq``, and the caller's visit is its ``parent``. If that attempt answers ok, nothing more is
+    made; if it fails or times out, a call state is made then (one attempt so far) and the
+    general path below takes over, unchanged.
+    """
+
+    # Slots: more attributes than CPython shares keys for, and quicker to read on the hot path.
+    __slots__ = ("env", "link", "caller", "probability", "coin", "records", "_attempt_at",
+                 "timeout", "retry", "hedge", "breaker", "plain", "fast", "bulkhead", "in_flight",
+                 "fallback", "jitter", "budget", "tokens", "token_calls", "calls", "slow_calls",
+                 "sent", "retries", "hedges", "stats", "times", "out", "base", "head",
+                 "timer_armed", "_timer_cb", "_hedge_cb", "_retry_cb")
 
     def __init__(self, env: simpy.Environment, link: Link, caller: Any, policy: CallPolicy,
                  streams: Streams, records: Records):
@@ -148,37 +214,55 @@ class Guard:
         self.coin = link.coin
         link.back = self.on_response
         self.records = records
+        self._attempt_at = records.attempt_at.append
         key = link.key
         self.timeout = policy.timeout
         self.retry = policy.retry
         self.hedge = policy.hedge.after if policy.hedge is not None else None
         self.breaker = (Breaker(env, policy.circuit_breaker, key, records)
                         if policy.circuit_breaker is not None else None)
+        # May a call send its first attempt with no call state? Not with hedging (a copy may
+        # follow), nor while the breaker is not closed.
+        self.plain = self.hedge is None
+        self.fast = self.plain
+        if self.breaker is not None:
+            self.breaker.on_move = self._breaker_moved
         self.bulkhead = policy.bulkhead.max_concurrent if policy.bulkhead is not None else None
-        self.in_flight: dict[int, int] = {}
+        # Attempts out per caller replica, for the bulkhead: ``in_flight[slot + 1]`` (slot -1,
+        # the client, at 0), sized for the caller's replicas and grown if another turns up.
+        codes = [inst.code for inst in getattr(caller, "instances", ())]
+        self.in_flight = [0] * (max(codes, default=-1) + 2)
         self.fallback = (policy.fallback.service_time.sampler(streams.rng(f"fallback/{key}"))
                          if policy.fallback is not None else None)
         self.jitter: Callable[[], float] | None = None
         if self.retry is not None and self.retry.jitter != "none":
             self.jitter = streams.uniform(f"retry/{key}/jitter")
         self.budget = self.retry.budget if self.retry is not None else None
+        # Retry-budget tokens: each call adds ``budget`` (at most TOKEN_CAP saved up), each retry
+        # takes one. The additions are made when tokens are looked at, one by one as if each
+        # call had made its own (the same float sums), for the calls since ``token_calls``.
         self.tokens = TOKEN_CAP
+        self.token_calls = 0
+        # Attempts sent (the offered load on the dependency) = calls - slow_calls + sent.
         self.calls = 0        # calls made through this guard
-        self.sent = 0         # attempts sent: the offered load on the dependency
+        self.slow_calls = 0   # … of which not by the fast path (a call state from the start)
+        self.sent = 0         # attempts sent with a call state
         self.retries = 0
         self.hedges = 0
         self.stats = records.calls.setdefault(key, {"calls": 0, "attempts": 0, "retries": 0,
                                                     "hedges": 0, "timeouts": 0, "fallbacks": 0,
                                                     "short_circuited": 0, "bulkhead_rejected": 0})
-        # Timeouts are the same for every attempt, so deadlines arrive in send order: one timer
-        # for the earliest pending deadline replaces an event per attempt. The queue holds only
-        # (deadline, number); attempts still out are found by number in ``pending``, so an
-        # answered attempt is freed at once instead of living on until its deadline — keeping a
-        # timeout's worth of visits alive made the garbage collector rescan them (measured: a
-        # 5-min flagship run 1.8 s slower).
-        self.deadlines: deque[tuple[float, int]] = deque()
-        self.pending: dict[int, Job] = {}
-        self.seq = 0
+        # Timeouts are the same for every attempt, so deadlines come in send order: one timer
+        # for the earliest pending deadline replaces an event per attempt. Attempt number ``s``
+        # (``seq``) sent at ``times[s - base]`` is ``out[s - base]`` while it is out, None once
+        # answered: an answered attempt is freed at once instead of living on until its deadline
+        # — keeping a timeout's worth of visits alive made the garbage collector rescan them
+        # (measured: a 5-min flagship run 1.8 s slower). ``head`` is the first that may still
+        # be out; the lists are cut at ``head`` now and then.
+        self.times = array("d")
+        self.out: list[Job | None] = []
+        self.base = 0
+        self.head = 0
         self.timer_armed = False
         self._timer_cb = self._on_timer
         self._hedge_cb = self._on_hedge
@@ -187,23 +271,83 @@ class Guard:
     # -- making calls -------------------------------------------------------------------------
     def call(self, parent: Job, group: Any = None) -> None:
         self.calls += 1
-        if self.budget is not None:
-            self.tokens = min(TOKEN_CAP, self.tokens + self.budget)
+        if self.fast and group is None:
+            # the usual case: the first attempt goes out with no call state
+            cap = self.bulkhead
+            if cap is not None:
+                inst = parent.inst
+                i = inst.code + 1 if inst is not None else 0
+                in_flight = self.in_flight
+                try:
+                    n = in_flight[i]
+                except IndexError:
+                    n = self._count(i - 1)
+                if n >= cap:
+                    self.slow_calls += 1
+                    self._try(CallState(parent))
+                    return
+                in_flight[i] = n + 1
+            if parent.inst is None:  # the client: its attempts are the request's attempts
+                parent.req.attempts = 1
+            child = Job(parent.req, parent, self.link)
+            child.call = self
+            if cap is not None:
+                child.group = i
+            now = self.env._now  # simpy's ``now`` property, read directly
+            self._attempt_at(now)
+            if self.timeout is None:
+                self.link.send(child)
+                return
+            out = self.out
+            child.seq = seq = self.base + len(out)
+            out.append(child)
+            self.times.append(now)
+            self.link.send(child)
+            # after the send: an answer due at the same instant as the deadline was scheduled
+            # first, and wins; an attempt answered during the send (a lost message) needs no timer
+            if not self.timer_armed and out[seq - self.base] is not None:
+                self.timer_armed = True
+                Wake(self.env, self.timeout, self._timer_cb, None)
+            return
+        self.slow_calls += 1
         st = CallState(parent, group)
-        # the usual case, decided here: a closed breaker and room in the bulkhead
         breaker = self.breaker
         if (breaker is None or breaker.state == CLOSED) and (
-            self.bulkhead is None or self.in_flight.get(st.slot, 0) < self.bulkhead
+            self.bulkhead is None or self._count(st.slot) < self.bulkhead
         ):
             self._send(st)
         else:
             self._try(st)
 
+    def _count(self, slot: int) -> int:
+        """Attempts out from the caller's replica ``slot`` (-1: the client)."""
+        i = slot + 1
+        if i >= len(self.in_flight):
+            self.in_flight.extend([0] * (i + 1 - len(self.in_flight)))
+        return self.in_flight[i]
+
+    def _breaker_moved(self, state: int) -> None:
+        self.fast = self.plain and state == CLOSED
+
     def publish(self) -> None:
         """Write the hot-path counters into the run's records (at the end of the run)."""
+        if self.budget is not None:
+            self._settle_tokens()
         self.stats["calls"] += self.calls
-        self.stats["attempts"] += self.sent
-        self.calls = self.sent = 0
+        self.stats["attempts"] += self.calls - self.slow_calls + self.sent
+        self.calls = self.slow_calls = self.sent = self.token_calls = 0
+
+    def _settle_tokens(self) -> float:
+        """The retry-budget tokens now: the additions of the calls made since last time."""
+        k = self.calls - self.token_calls
+        self.token_calls = self.calls
+        tokens = self.tokens
+        budget = self.budget
+        while k and tokens < TOKEN_CAP:  # at the cap, an addition changes nothing
+            tokens = min(TOKEN_CAP, tokens + budget)
+            k -= 1
+        self.tokens = tokens
+        return tokens
 
     def _try(self, st: CallState) -> None:
         breaker = self.breaker
@@ -212,7 +356,7 @@ class Guard:
             self._refused(st, C_CIRCUIT_OPEN)
             return
         if self.bulkhead is not None:
-            if self.in_flight.get(st.slot, 0) >= self.bulkhead:
+            if self._count(st.slot) >= self.bulkhead:
                 if breaker is not None and breaker.state == HALF_OPEN:
                     breaker.trial_out = False  # this call was the trial: the next one is
                 self.stats["bulkhead_rejected"] += 1
@@ -238,23 +382,24 @@ class Guard:
             parent.req.attempts = st.attempts
         self.sent += 1
         if self.bulkhead is not None:
-            self.in_flight[st.slot] = self.in_flight.get(st.slot, 0) + 1
+            self.in_flight[st.slot + 1] += 1  # counted before (by _count): in range
         child = Job(parent.req, parent, self.link)
         child.call = st
         st.outstanding.append(child)
         now = self.env.now
-        self.records.attempt_at.append(now)
+        self._attempt_at(now)
+        if self.timeout is not None:
+            out = self.out
+            child.seq = self.base + len(out)
+            out.append(child)
+            self.times.append(now)
         self.link.send(child)
         # after the send: an answer due at the same instant as the deadline was scheduled
         # first, and wins; an attempt answered during the send (a lost message) needs no timer
-        if self.timeout is not None and st.outstanding and st.outstanding[-1] is child:
-            self.seq = seq = self.seq + 1
-            child.seq = seq
-            self.pending[seq] = child
-            self.deadlines.append((now + self.timeout, seq))
-            if not self.timer_armed:
-                self.timer_armed = True
-                Wake(self.env, self.timeout, self._timer_cb, None)
+        if (self.timeout is not None and not self.timer_armed and st.outstanding
+                and st.outstanding[-1] is child):
+            self.timer_armed = True
+            Wake(self.env, self.timeout, self._timer_cb, None)
         if self.hedge is not None and len(st.outstanding) == 1 and not st.done:
             Wake(self.env, self.hedge, self._hedge_cb, (st, st.attempts))
 
@@ -266,20 +411,56 @@ class Guard:
         except ValueError:
             return False
         if self.timeout is not None:
-            self.pending.pop(child.seq, None)
+            self.out[child.seq - self.base] = None
         if self.bulkhead is not None:
-            self.in_flight[st.slot] -= 1
+            self.in_flight[st.slot + 1] -= 1
         return True
 
+    def _first_failed(self, child: Job) -> CallState:
+        """The call state of a call whose first attempt (sent with none) has failed."""
+        st = CallState(child.parent)
+        st.attempts = 1
+        child.call = st  # a late answer now finds it not outstanding, and is ignored
+        return st
+
     def on_response(self, child: Job) -> None:
+        if child.call is not self:
+            self._on_response(child)
+            return
+        # the answer to a first attempt sent with no call state
+        if self.timeout is not None:
+            self.out[child.seq - self.base] = None
+        if self.bulkhead is not None:
+            self.in_flight[child.group] -= 1
+        breaker = self.breaker
+        if child.status == OK:
+            if breaker is not None:
+                if self.env._now < breaker.next_roll:
+                    n = breaker.fast + 1
+                    if n == breaker.trigger:
+                        breaker.record(True)
+                    else:
+                        breaker.fast = n
+                else:
+                    breaker.record(True)
+            parent = child.parent
+            if not parent.dead:
+                self.caller.resume(parent)
+            return
+        st = self._first_failed(child)
+        if breaker is not None:
+            breaker.record(False)
+        self._failed(st, child.status)
+
+    def _on_response(self, child: Job) -> None:
         st: CallState = child.call
         out = st.outstanding
         if len(out) == 1 and out[0] is child:  # _release, inlined for the usual case
             out.pop()
             if self.timeout is not None:
-                self.pending.pop(child.seq, None)
+                self.out[child.seq - self.base] = None
             if self.bulkhead is not None:
-                self.in_flight[st.slot] -= 1
+                self.in_flight[st.slot + 1] -= 1
         elif not self._release(st, child):
             return
         if st.done:
@@ -303,26 +484,42 @@ class Guard:
     def _on_timer(self, ev: Any) -> None:
         self.timer_armed = False
         now = self.env.now
-        deadlines = self.deadlines
+        times, out, timeout = self.times, self.out, self.timeout
         # ``now`` may fall a rounding error short of a deadline it was scheduled for.
         horizon = now + 1e-9 * max(1.0, abs(now))
-        pending = self.pending
-        while deadlines and deadlines[0][0] <= horizon:
-            child = pending.get(deadlines.popleft()[1])
+        i = self.head
+        while i < len(out) and times[i] + timeout <= horizon:
+            child = out[i]
+            i += 1
             if child is not None:
+                self.head = i
                 self._expire(child)
-        # Attempts already answered need no timer: drop them now, so the next wake-up is the
+        # Attempts already answered need no timer: skip them now, so the next wake-up is the
         # next deadline that can still fire (about one per timeout period, not one per call).
-        while deadlines and deadlines[0][1] not in pending:
-            deadlines.popleft()
-        if deadlines and not self.timer_armed:
+        n = len(out)
+        while i < n and out[i] is None:
+            i += 1
+        if i >= 4096 and 2 * i >= n:  # cut what is behind
+            del out[:i]
+            del times[:i]
+            self.base += i
+            i = 0
+            n = len(out)
+        self.head = i
+        if i < n and not self.timer_armed:
             self.timer_armed = True
-            Wake(self.env, max(deadlines[0][0] - now, 0.0), self._timer_cb, None)
+            Wake(self.env, max(times[i] + timeout - now, 0.0), self._timer_cb, None)
 
     def _expire(self, child: Job) -> None:
-        st: CallState = child.call
-        if st.done or not self._release(st, child):
-            return
+        if child.call is self:  # a first attempt sent with no call state
+            self.out[child.seq - self.base] = None
+            if self.bulkhead is not None:
+                self.in_flight[child.group] -= 1
+            st = self._first_failed(child)
+        else:
+            st = child.call
+            if st.done or not self._release(st, child):
+                return
         self.stats["timeouts"] += 1
         if self.breaker is not None:
             self.breaker.record(False)
@@ -339,7 +536,7 @@ class Guard:
         if self.breaker is not None and self.breaker.state != CLOSED:
             return
         if self.bulkhead is not None:
-            if self.in_flight.get(st.slot, 0) >= self.bulkhead:
+            if self._count(st.slot) >= self.bulkhead:
                 return
         self.hedges += 1
         self.stats["hedges"] += 1
@@ -357,7 +554,7 @@ class Guard:
     def _failed(self, st: CallState, status: int) -> None:
         retry = self.retry
         if retry is not None and st.attempts < retry.max_attempts and not st.parent.dead:
-            if retry.budget is None or self.tokens >= 1.0:
+            if retry.budget is None or self._settle_tokens() >= 1.0:
                 if retry.budget is not None:
                     self.tokens -= 1.0
                 self.retries += 1
