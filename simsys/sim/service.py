@@ -58,8 +58,9 @@ class Request:
 class Job:
     """One visit of a request to one service. ``link`` is the edge it came over.
 
-    ``call`` is the state of a guarded call this visit is an attempt of (None on plain calls);
-    ``group`` the state of a parallel fan-out the visit is waiting on.
+    On a guarded call (:mod:`.patterns`) ``call`` is the guard itself or the call's state, ``seq``
+    the attempt's number for its timeout and ``group`` the caller's bulkhead slot; all three are
+    unused on plain calls.
     """
 
     __slots__ = ("req", "parent", "link", "inst", "step", "status", "dead", "call", "group",
@@ -96,7 +97,9 @@ class Instance:
         self.queue_limit = queue_limit
         self.busy = 0
         self.queue: deque[Job] = deque()
-        self.active: set[Job] = set()
+        # requests in service; a dict, not a set, so a crash fails them in a fixed order (a set
+        # of objects iterates by memory address, which differs from process to process)
+        self.active: dict[Job, None] = {}
         self.up = True
         self.busy_area = 0.0      # ∫ busy workers dt, worker-seconds
         self.last_change = 0.0
@@ -211,7 +214,7 @@ class Service:
         inst.busy_area += inst.busy * (now - inst.last_change)
         inst.last_change = now
         inst.busy += 1
-        inst.active.add(job)
+        inst.active[job] = None
         job.started_at = now
         Wake(env, self.service_time(), self._served_cb, job)
 
@@ -255,7 +258,7 @@ class Service:
         inst = job.inst
         job.status = status
         job.dead = True
-        inst.active.discard(job)
+        inst.active.pop(job, None)
         now = self.env.now
         inst.busy_area += inst.busy * (now - inst.last_change)
         inst.last_change = now
@@ -324,7 +327,7 @@ class PSService(Service):
             job.status = REJECTED
             job.link.respond(job)
             return
-        inst.active.add(job)
+        inst.active[job] = None
         inst.busy = len(inst.active)
         job.started_at = self.env.now
         self._ps_advance(inst)
@@ -373,7 +376,7 @@ class PSService(Service):
         inst = job.inst
         job.status = status
         job.dead = True
-        inst.active.discard(job)
+        inst.active.pop(job, None)
         inst.busy = len(inst.active)
         if self.trace is not None:
             self.trace.add(job, self.code, inst.replica, self.env.now)

@@ -245,8 +245,10 @@ class ExactPool(Pool):
         R = self.R
         self.open = [0] * R
         self.pending = [0] * R
-        self.conns: list[set[Conn]] = [set() for _ in range(R)]
-        self.shaking: list[set[tuple[Conn, int]]] = [set() for _ in range(R)]
+        # dicts used as ordered sets: a replica's failure drops its connections in the order
+        # they opened (a set of objects iterates by memory address, different in every process)
+        self.conns: list[dict[Conn, None]] = [{} for _ in range(R)]
+        self.shaking: list[dict[tuple[Conn, int], None]] = [{} for _ in range(R)]
         self.busy = [0] * R
         self.queue: list[deque[tuple[float, Callable[[Any], None], Any]]] = [deque() for _ in range(R)]
         self.incarnation = [0] * R
@@ -330,7 +332,7 @@ class ExactPool(Pool):
         self.pending[r] += 1
         inst.connections += self.w_pending
         token = (conn, e)
-        self.shaking[r].add(token)
+        self.shaking[r][token] = None
         if self.limit is not None and self.lifecycle.check_memory(inst):
             return  # out of memory: _down has failed the attempt with the others
         self._work(r, self.handshake(), self._shaken, (r, token))
@@ -445,7 +447,7 @@ class ExactPool(Pool):
         shaking = self.shaking[r]
         if token not in shaking:
             return
-        shaking.discard(token)
+        del shaking[token]
         self.pending[r] -= 1
         conn, e = token
         inst = self.insts[r]
@@ -462,7 +464,7 @@ class ExactPool(Pool):
         conn.home_inc = self.incarnation[r]
         conn.fails = 0
         self.open[r] += 1
-        self.conns[r].add(conn)
+        self.conns[r][conn] = None
         self.settle_area(now)
         self.total += 1
         b = int(now / BIN)
@@ -481,7 +483,7 @@ class ExactPool(Pool):
 
     def _close(self, conn: Conn) -> None:
         r = conn.replica
-        self.conns[r].discard(conn)
+        self.conns[r].pop(conn, None)
         self.open[r] -= 1
         self.insts[r].connections -= 1
         self.settle_area(self.env.now)
@@ -550,7 +552,7 @@ class ExactPool(Pool):
         now = self.env.now
         b = int(now / BIN)
         dropped = self.conns[r]
-        self.conns[r] = set()
+        self.conns[r] = {}
         self.settle_area(now)
         self.total -= len(dropped)
         self.tally.c[DROPS, b] += len(dropped)
@@ -558,7 +560,7 @@ class ExactPool(Pool):
             conn.fails = 0
             self._later(conn, conn.group.lat() + conn.group.wait(0), False)
         shaking = self.shaking[r]
-        self.shaking[r] = set()
+        self.shaking[r] = {}
         for conn, e in shaking:
             self._tell(conn, e)
         inst.connections -= self.open[r] + self.pending[r] * self.w_pending
