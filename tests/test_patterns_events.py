@@ -96,6 +96,27 @@ def test_an_answer_in_time_is_not_a_timeout():
     assert calls(r, "web->db")["timeouts"] == 0
 
 
+def test_thousands_of_answered_attempts_then_a_lull_then_a_timeout():
+    # The guard forgets answered attempts in bulk once thousands have piled up; here that
+    # happens when nothing at all is outstanding (a lull after 7000 answered calls), and the
+    # timeouts after it must still fire on time.
+    spec = {"duration": "6s",
+            "services": {"web": {"workers": 1000, "calls": [{"service": "db", "timeout": "1s"}]},
+                         "db": {"workers": 1000, "service_time": "1ms"}},
+            "workload": [{"type": "poisson", "rate": "1/s", "target": "web",
+                          "spikes": [{"at": "0s", "duration": "900ms", "factor": 8000},
+                                     {"at": "3s", "duration": "900ms", "factor": 8000}]}]}
+    ok = simsys.run(spec)
+    assert ok.calls.loc["web->db", "attempts"] > 10_000
+    assert set(ok.requests["status"]) == {"ok"}
+    spec["faults"] = [{"kind": "latency", "target": "db", "delay": "2s", "at": "3.5s",
+                       "duration": "100ms"}]
+    r = simsys.run(spec)
+    late = r.requests[r.requests["status"] == "timeout"]
+    assert len(late) > 100
+    assert np.allclose(late["latency"], 1.0)  # each gave up exactly 1 s after it was sent
+
+
 # -- retry ------------------------------------------------------------------------------------
 def test_retry_waits_backoff_times_multiplier_capped_at_max():
     # Every attempt times out after 0.25 s (db takes 1 s). Waits: 0.5, 0.5×2 = 1, min(0.5×4, 1.5)
