@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from stats import assert_theory_in_ci, replicate
+from stats import assert_all_in_ci, assert_theory_in_ci, replicate
 
 import simsys
 from simsys.cli import cli
@@ -376,6 +376,42 @@ def test_a_monolith_with_one_worker_is_mg1_of_the_summed_work():
     theory = es + lam * es2 / (2 * (1 - rho))
     sojourn = replicate(spec, 10, lambda r: r.summary()["latency"]["mean"])
     assert_theory_in_ci(sojourn, theory, name="monolith M/G/1 mean sojourn")
+
+
+def test_a_group_entered_at_two_components_queues_as_mg1_of_its_visits():
+    """Pollaczek–Khinchine for a grouped service with one worker, entered at a (a's work, a call
+    to b over a 1 ms link, then c in-process half the time) and at c directly: the worker is
+    held through the call to b, so each visit's holding time is its whole program."""
+    app = {"a": {"service_time": {"dist": "exponential", "mean": "2ms"},
+                 "calls": ["b", {"service": "c", "probability": 0.5}]},
+           "b": {"service_time": {"dist": "exponential", "mean": "3ms"}, "workers": 1000},
+           "c": {"service_time": {"dist": "exponential", "mean": "4ms"}}}
+    lam_a, lam_c = 60.0, 40.0
+    spec = {"duration": "10min", "warmup": "20s", "app": app,
+            "deploy": {"groups": {"g": ["a", "c"]}, "services": {"g": {"workers": 1}}},
+            "links": {"default": {"latency": "1ms"}},
+            "workload": [{"type": "poisson", "rate": f"{lam_a:g}/s", "target": "a", "name": "a"},
+                         {"type": "poisson", "rate": f"{lam_c:g}/s", "target": "c", "name": "c"}]}
+    assert simsys.load(spec).services["g"].service_time.program is not None
+    # S_a = A + 2L + B + I·C, S_c = C (ms): means 9 and 4, second moments 106 and 32
+    es = {"a": 2 + 2 + 3 + 0.5 * 4, "c": 4.0}
+    es2 = {"a": (4 + 9 + (0.5 * 32 - 2**2)) + es["a"] ** 2, "c": 32.0}
+    lam = {"a": lam_a, "c": lam_c}
+    rho = sum(lam[k] * es[k] / 1e3 for k in lam)
+    assert 0.6 < rho < 0.8
+    wq = sum(lam[k] * es2[k] / 1e6 for k in lam) / (2 * (1 - rho))
+
+    def per_source(r):
+        ok = r.requests[(r.requests["status"] == "ok") & (r.requests["start"] >= 20)]
+        return {k: ok.loc[ok["source"] == k, "latency"].mean() for k in lam}
+
+    got = replicate(spec, 10, per_source)
+    ci = assert_all_in_ci({f"sojourn entered at {k}": (got[k], wq + es[k] / 1e3) for k in lam})
+    # negative control: a worker let go while b answers (holding a + c only) queues far less
+    es_free, es2_free = 4.0, (4 + (0.5 * 32 - 2**2)) + 4.0**2
+    rho_free = (lam_a * es_free + lam_c * es["c"]) / 1e3
+    wq_free = (lam_a * es2_free + lam_c * es2["c"]) / 1e6 / (2 * (1 - rho_free))
+    assert wq_free + es["a"] / 1e3 not in ci["sojourn entered at a"]
 
 
 # -- common random numbers and determinism ----------------------------------------------------
