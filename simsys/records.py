@@ -179,7 +179,7 @@ class Records:
         self.metrics: list[str] = []          # timeseries metric names, by metric code
         self.stats: dict[str, object] = {}    # per-service integrals and counters, set at the end
         self.journal: list[dict[str, object]] = []  # chaos actions: kills made or skipped
-        self.breakers: list[tuple[float, str, str]] = []  # (time, link, new state)
+        self.breakers: list[tuple[float, str, str, str]] = []  # (time, link, new state, target)
         self.calls: dict[str, dict[str, int]] = {}  # per guarded link: calls, attempts, retries…
         self.sent_at = array("d")             # when each client request was sent
         self.attempt_at = array("d")          # when each guarded attempt was sent

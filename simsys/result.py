@@ -111,8 +111,43 @@ class Result:
     @cached_property
     def timeseries(self) -> pd.DataFrame:
         """Per-replica samples, plus per target service the share of requests that ended ok in
-        each sampling window (metric ``request_availability``, instance -1)."""
-        return pd.concat([self._samples(), self._request_availability()], ignore_index=True)
+        each sampling window (metric ``request_availability``, instance -1); with circuit
+        breakers, per service called through them the number of its breakers open and half
+        open (metrics ``breakers_open``, ``breakers_half_open``, instance -1), at time 0 and at
+        every transition."""
+        return pd.concat([self._samples(), self._request_availability(), self._breaker_states()],
+                         ignore_index=True)
+
+    def _metric_names(self) -> list[str]:
+        extra = ["breakers_open", "breakers_half_open"] if self.records.breakers else []
+        return [*self.records.metrics, "request_availability", *extra]
+
+    def _breaker_states(self) -> pd.DataFrame:
+        """Breakers open / half open per called service, after each transition."""
+        state: dict[tuple[str, str], str] = {}  # (link, target) -> state
+        rows: dict[str, list[Any]] = {"time": [], "service": [], "metric": [], "value": []}
+        targets = list(dict.fromkeys(t for _, _, _, t in self.records.breakers))
+        for target in targets:
+            for metric in ("breakers_open", "breakers_half_open"):
+                rows["time"].append(0.0)
+                rows["service"].append(target)
+                rows["metric"].append(metric)
+                rows["value"].append(0.0)
+        for time, link, new, target in self.records.breakers:
+            state[link, target] = new
+            for metric, which in (("breakers_open", "open"), ("breakers_half_open", "half_open")):
+                rows["time"].append(time)
+                rows["service"].append(target)
+                rows["metric"].append(metric)
+                rows["value"].append(float(sum(1 for (_, t), s in state.items()
+                                               if t == target and s == which)))
+        return pd.DataFrame({
+            "time": np.asarray(rows["time"], dtype=np.float64),
+            "service": pd.Categorical(rows["service"], categories=self.records.services),
+            "instance": np.full(len(rows["time"]), -1, dtype=np.int64),
+            "metric": pd.Categorical(rows["metric"], categories=self._metric_names()),
+            "value": np.asarray(rows["value"], dtype=np.float64),
+        })
 
     def _request_availability(self) -> pd.DataFrame:
         df = self.requests
@@ -133,7 +168,7 @@ class Result:
                 rows["instance"].append(-1)
                 rows["metric"].append("request_availability")
                 rows["value"].append(value)
-        metrics = [*self.records.metrics, "request_availability"]
+        metrics = self._metric_names()
         return pd.DataFrame(
             {
                 "time": np.asarray(rows["time"], dtype=np.float64),
@@ -155,8 +190,7 @@ class Result:
                 "service": pd.Categorical.from_codes(owners[inst], categories=self.records.services),
                 "instance": replicas[inst],
                 "metric": pd.Categorical.from_codes(
-                    np.asarray(s.metric, dtype=np.int8),
-                    categories=[*self.records.metrics, "request_availability"],
+                    np.asarray(s.metric, dtype=np.int8), categories=self._metric_names()
                 ),
                 "value": np.asarray(s.value, dtype=np.float64),
             }
@@ -318,8 +352,10 @@ class Result:
 
     @cached_property
     def breakers(self) -> pd.DataFrame:
-        """Circuit-breaker transitions: ``time, link, state`` (closed, half_open, open)."""
-        return pd.DataFrame(self.records.breakers, columns=["time", "link", "state"])
+        """Circuit-breaker transitions: ``time, link, state`` (closed, half_open, open) and
+        ``service``, the service the link's calls go to. The same, counted per service, is in
+        :attr:`timeseries` (``breakers_open``, ``breakers_half_open``)."""
+        return pd.DataFrame(self.records.breakers, columns=["time", "link", "state", "service"])
 
     @cached_property
     def spans(self) -> pd.DataFrame | None:

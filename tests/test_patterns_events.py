@@ -259,9 +259,18 @@ def test_breaker_opens_short_circuits_and_one_trial_closes_it():
     expected += [(18, 2.5, 2.625, "ok", ""), (19, 2.5, 2.5, "error", "circuit_open"),
                  (20, 2.75, 2.875, "ok", ""), (21, 2.875, 3.0, "ok", "")]
     assert requests(r) == expected
-    assert rows(r.breakers, "time", "link", "state") == [
-        (0.5, "web->db", "open"), (2.5, "web->db", "half_open"), (2.625, "web->db", "closed"),
+    assert rows(r.breakers, "time", "link", "state", "service") == [
+        (0.5, "web->db", "open", "db"), (2.5, "web->db", "half_open", "db"),
+        (2.625, "web->db", "closed", "db"),
     ]
+    # the same transitions in the timeseries, counted per service called
+    ts = r.timeseries
+    states = ts[ts["metric"].isin(["breakers_open", "breakers_half_open"])]
+    assert set(states["service"]) == {"db"} and set(states["instance"]) == {-1}
+    opened = states[states["metric"] == "breakers_open"]
+    half = states[states["metric"] == "breakers_half_open"]
+    assert rows(opened, "time", "value") == [(0.0, 0), (0.5, 1), (2.5, 0), (2.625, 0)]
+    assert rows(half, "time", "value") == [(0.0, 0), (0.5, 0), (2.5, 1), (2.625, 0)]
     c = calls(r, "web->db")
     assert c["short_circuited"] == 15 and c["attempts"] == c["calls"] - 15
 

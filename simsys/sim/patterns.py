@@ -89,13 +89,14 @@ class Breaker:
     bucket. Breaker states and their times are exactly those of recording every answer.
     """
 
-    __slots__ = ("env", "threshold", "volume", "sleep", "width", "calls", "errors", "tick", "cur",
-                 "total_calls", "total_errors", "state", "opened_at", "trial_out", "key",
+    __slots__ = ("env", "target", "threshold", "volume", "sleep", "width", "calls", "errors",
+                 "tick", "cur", "total_calls", "total_errors", "state", "opened_at", "trial_out", "key",
                  "records", "fast", "trigger", "roll_at", "next_roll", "on_move")
 
     def __init__(self, env: simpy.Environment, spec: Any, key: str, records: Records,
-                 buckets: int = 10):
+                 buckets: int = 10, target: str = ""):
         self.env = env
+        self.target = target      # the service the guarded calls go to
         self.threshold = spec.error_threshold
         self.volume = spec.volume_threshold
         self.sleep = spec.sleep_window
@@ -184,7 +185,7 @@ class Breaker:
         self.next_roll = self.roll_at if state == CLOSED else -math.inf
         if self.on_move is not None:
             self.on_move(state)
-        self.records.breakers.append((self.env.now, self.key, STATES[state]))
+        self.records.breakers.append((self.env.now, self.key, STATES[state], self.target))
 
 
 class Guard:
@@ -219,7 +220,8 @@ class Guard:
         self.timeout = policy.timeout
         self.retry = policy.retry
         self.hedge = policy.hedge.after if policy.hedge is not None else None
-        self.breaker = (Breaker(env, policy.circuit_breaker, key, records)
+        self.breaker = (Breaker(env, policy.circuit_breaker, key, records,
+                                target=link.target.name)
                         if policy.circuit_breaker is not None else None)
         # May a call send its first attempt with no call state? Not with hedging (a copy may
         # follow), nor while the breaker is not closed.
