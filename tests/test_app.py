@@ -543,3 +543,24 @@ def test_a_dumped_grouping_keeps_where_workloads_enter():
     one = simsys.run(again).requests
     direct = one[one["source"] == "poisson1"]["latency"]
     assert np.allclose(direct, 0.010, atol=1e-9)  # payments alone, not cart's program
+
+
+def test_a_grouped_service_s_own_patterns_guard_its_program_calls():
+    # deploy.services.g.timeout is the default of g's calls, as for any service: the call a
+    # makes to b (50 ms away) times out after 10 ms, then c's work would have followed
+    app = {"a": {"service_time": "1ms", "calls": ["b", "c"], "workers": 64},
+           "b": {"service_time": "50ms", "workers": 64}, "c": {"service_time": "1ms"}}
+    r = run_app(app, {"groups": {"g": ["a", "c"]}, "services": {"g": {"timeout": "10ms"}}},
+                target="a")
+    assert set(r.requests["status"]) == {"timeout"}
+    assert np.allclose(r.requests["latency"], 0.011, atol=1e-9)  # a's 1 ms, then 10 ms
+    assert r.calls.loc["a->b", "timeouts"] == len(r.requests)  # keyed by the component call
+
+
+def test_processor_sharing_cannot_run_component_programs(tmp_path, monkeypatch):
+    text = edit("    billing: [cart, payments]\n",
+                "    billing: [cart, payments]\n  services: {storefront: {discipline: ps}}\n")
+    text += "  - {type: poisson, rate: 1/s, target: catalog}\n"  # storefront entered twice
+    lines = check(tmp_path, text, monkeypatch)
+    assert len(lines) == 1 and "deploy.services.storefront.discipline: service 'storefront' " \
+        "runs component programs" in lines[0], lines
