@@ -17,30 +17,12 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from ..compare import _unit
 from . import style as st
 from .style import style
 
 LATENCY_MARKS = (50, 90, 99, 99.9)
 # figure -> (label, unit, factor)
-_UNITS = {
-    "latency": ("ms", 1e3),
-    "memory": ("MB", 1e-6),
-    "share": ("%", 100.0),
-}
-
-
-def _unit(metric: str) -> tuple[str, float]:
-    if metric.startswith("latency.") or metric.endswith((".mttr", ".mttd", ".mtbf")):
-        return _UNITS["latency"]
-    if metric.startswith("memory.") or metric.endswith(".memory_peak"):
-        return _UNITS["memory"]
-    if metric in ("error_rate", "availability") or metric.endswith((".availability", ".utilization")):
-        return _UNITS["share"]
-    if metric == "throughput":
-        return "req/s", 1.0
-    return "", 1.0
-
-
 def _fmt(x: float) -> str:
     if not math.isfinite(x):
         return "–"
