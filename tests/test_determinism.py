@@ -184,3 +184,26 @@ def test_same_results_whatever_ran_before_in_the_process():
         again = simsys.run(spec)
         assert again.requests.equals(first.requests), n
         del junk
+
+
+def test_websocket_reconnects_are_independent_of_memory_layout():
+    # Two populations share a replica that crashes; without jitter all its clients come back at
+    # one instant and only some fit. Which ones do followed the memory addresses of their
+    # connections while those were kept in a set.
+    client = {"type": "websocket", "target": "chat", "clients": 80,
+              "lifetime": {"dist": "exponential", "mean": "10min"},
+              "messages": {"server_rate": "1/s"}, "reconnect": {"initial": "1s", "jitter": "none"}}
+    spec = {"duration": "60s", "seed": 2,
+            "services": {"chat": {"replicas": 2, "workers": 4,
+                                  "websocket": {"max_connections": 100}}},
+            "recovery": {"detection": "1s", "restart": "5s"},
+            "faults": [{"kind": "crash", "target": "chat", "at": "20s", "mode": "one"}],
+            "workload": [{**client, "name": "a"}, {**client, "name": "b"}]}
+    first = simsys.run(spec)
+    assert first.summary()["websockets"]["blocked"] > 0
+    for n in (1, 777, 5000):
+        junk = [object() for _ in range(n)]  # shifts where the next objects are allocated
+        again = simsys.run(spec)
+        assert again.deliveries.equals(first.deliveries), n
+        assert again.timeseries.equals(first.timeseries), n
+        del junk
