@@ -368,6 +368,41 @@ def test_crash_fault_with_duration_is_a_crash_loop():
     assert set(inc["cause"]) == {"boom"} and set(inc["kind"]) == {"crash"}
 
 
+def test_a_crash_loop_that_takes_no_time_holds_the_replica_down():
+    # No detection delay and no restart time: each restart inside the fault would crash again
+    # at the same instant, for ever (it once did, until memory ran out). The replica stays down
+    # for the fault's duration: one incident, 10 s → 110 s.
+    spec = one_replica([{"name": "boom", "kind": "crash", "target": "m", "at": 10,
+                         "duration": 100}], {}, duration=300)
+    spec["workload"] = [{"type": "poisson", "rate": "5/s", "target": "m"}]
+    r = simsys.run(spec, seed=1)
+    inc = r.incidents
+    assert list(zip(inc["failed_at"], inc["recovered_at"], strict=True)) == [(10, 110)]
+    failed = r.requests[r.requests["status"] != "ok"]
+    assert failed["start"].between(10, 110).all() and len(failed) > 300
+    # a second fault from 50 s to 200 s: the restart when the first ends (110 s) crashes into
+    # the second, and the replica is held down again until that one ends
+    spec["faults"].append({"name": "bang", "kind": "crash", "target": "m", "at": 50,
+                           "duration": 150})
+    inc = simsys.run(spec, seed=1).incidents
+    assert list(zip(inc["failed_at"], inc["recovered_at"], strict=True)) == [(10, 110), (110, 200)]
+    assert list(inc["cause"]) == ["boom", "bang"]
+
+
+def test_a_held_replica_restarts_when_its_crash_fault_is_rolled_back():
+    spec = one_replica([], {}, duration=300)
+    spec["workload"] = [{"type": "poisson", "rate": "5/s", "target": "m"}]
+    spec["experiment"] = {
+        "title": "crash and roll back",
+        "steady-state-hypothesis": {"probes": [{"name": "up", "metric": "error_rate",
+                                                "window": "10s", "tolerance": [0, 0.01]}]},
+        "method": [{"name": "kill", "kind": "crash", "target": "m", "at": 20, "duration": 200}],
+        "rollbacks": [{"name": "undo", "at": 60, "ends": "kill"}],
+    }
+    inc = simsys.run(spec, seed=1).incidents
+    assert list(zip(inc["failed_at"], inc["recovered_at"], strict=True)) == [(20, 60)]
+
+
 def test_overlapping_crash_loops_end_independently():
     # A loops until 110 s, B from 50 s until 250 s: the end of A must not end B's loop.
     spec = one_replica([{"name": "A", "kind": "crash", "target": "m", "at": 10, "duration": 100},

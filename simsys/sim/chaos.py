@@ -268,6 +268,7 @@ class Faults:
 
     def _end_crash(self, fault: Any, name: str) -> None:
         self.lifecycle.crash_until.get(fault.target, {}).pop(name, None)
+        self.lifecycle.crash_ended(fault.target)
 
     # latency / slowdown on a service's work
     def _start_latency(self, fault: Any, name: str) -> None:

@@ -42,6 +42,7 @@ class Lifecycle:
         # service → {crash fault's name: time until which restarted replicas crash again};
         # one entry per fault, so faults that overlap on a service end independently
         self.crash_until: dict[str, dict[str, float]] = {}
+        self.held: dict[int, object] = {}  # instance code → its hold, while held down (_restart)
         hc = spec.health_check
         for svc in services.values():
             for inst in svc.instances:
@@ -110,6 +111,20 @@ class Lifecycle:
         first_probe = phase + max(k, 0) * hc.interval
         return first_probe + (hc.unhealthy_after - 1) * hc.interval + hc.timeout - failed_at
 
+    def _held_over(self, ev: Any) -> None:
+        inst, token = ev.arg
+        if self.held.get(inst.code) is token:  # not already restarted by crash_ended
+            del self.held[inst.code]
+            self._restart(inst)
+
+    def crash_ended(self, service: str) -> None:
+        """A crash fault on ``service`` has ended: replicas held down by it restart now."""
+        for code, _ in list(self.held.items()):
+            inst = next((i for i in self.services[service].instances if i.code == code), None)
+            if inst is not None:
+                del self.held[code]
+                self._restart(inst)
+
     def _detected(self, ev: Any) -> None:
         inst: Instance = ev.arg
         svc = inst.service
@@ -130,9 +145,21 @@ class Lifecycle:
         Wake(self.env, self.restart_time[inst.code]() + backoff, self._restarted, inst)
 
     def _restarted(self, ev: Any) -> None:
-        inst: Instance = ev.arg
+        self._restart(ev.arg)
+
+    def _restart(self, inst: Instance) -> None:
         svc = inst.service
         now = self.env.now
+        loops = self.crash_until.get(svc.name)
+        if loops:
+            until = max(loops.values())
+            if until > now and self.records.incidents.failed_at[self.incident[inst.code]] == now:
+                # Detection and restart took no simulated time (no detection delay, restart
+                # time or back-off): crashing again now would loop for ever at this instant.
+                # The replica stays down until the crash fault ends (or is ended early).
+                token = self.held[inst.code] = object()
+                Wake(self.env, until - now, self._held_over, (inst, token))
+                return
         row = self.incident.pop(inst.code)
         inc = self.records.incidents
         inc.recovered_at[row] = now
