@@ -255,3 +255,22 @@ def test_bad_seed_option(tmp_path):
     (tmp_path / "s.yaml").write_text(GOOD)
     r = CliRunner().invoke(cli, ["run", str(tmp_path / "s.yaml"), "--seed", "-1"])
     assert r.exit_code == 2 and "Traceback" not in r.output
+
+
+def test_closed_users_who_would_spin_in_zero_time_are_a_clear_error(tmp_path):
+    # every request is refused at once (one busy worker, no queue) and users never think: the
+    # simulated clock could not move, so the run stops and says which key to change
+    text = textwrap.dedent("""\
+        duration: 5s
+        services:
+          web: {workers: 1, queue: 0, service_time: 1s}
+        workload:
+          - {type: closed, users: 3, target: web}
+        """)
+    (tmp_path / "s.yaml").write_text(text)
+    r = CliRunner().invoke(cli, ["run", str(tmp_path / "s.yaml")])
+    assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+    assert r.stderr.startswith("workload[0].think_time: at 0 s every request is answered at once")
+    fixed = text.replace("target: web}", "target: web, think_time: 10ms}")
+    (tmp_path / "s.yaml").write_text(fixed)
+    assert CliRunner().invoke(cli, ["run", str(tmp_path / "s.yaml")]).exit_code == 0

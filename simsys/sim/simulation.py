@@ -229,7 +229,9 @@ class Simulation:
                 )
             elif w.type == "closed":
                 think = w.think_time.sampler(self.streams.rng(f"workload/{node}/think"))
-                client = ClosedClient(*args, users=w.users, think=think, **common)
+                client = ClosedClient(*args, users=w.users, think=think,
+                                      where=f"workload[{self.G.nodes[node]['index']}].think_time",
+                                      **common)
             else:  # pragma: no cover - other types are built by their own modules
                 raise ValueError(w.type)
             link = self._link(node, target, {**data, "entry": self.G.nodes[node].get("entry")})

@@ -15,6 +15,7 @@ from typing import Any
 
 import simpy
 
+from ..errors import Problem, ScenarioError
 from ..records import DEGRADED, OK, RequestLog
 from .engine import Wake
 from .service import Job, Request
@@ -111,12 +112,24 @@ class PoissonClient(Client):
 
 
 class ClosedClient(Client):
-    """``users`` users, each thinking for ``think`` seconds between answer and next request."""
+    """``users`` users, each thinking for ``think`` seconds between answer and next request.
 
-    def __init__(self, *args: Any, users: int, think: Callable[[], float], **kwargs: Any):
+    Users answered at once (refused, no replica to go to, no link latency) with no think time
+    would send again at the same instant for ever, and simulated time could not move: after
+    ``SPIN_LIMIT`` such answers per user in one instant the run stops with a
+    :class:`~simsys.errors.ScenarioError` naming ``where`` (the workload's think time).
+    """
+
+    SPIN_LIMIT = 1000
+
+    def __init__(self, *args: Any, users: int, think: Callable[[], float], where: str = "",
+                 **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.users = users
         self.think = think
+        self.where = where
+        self.spin_at = -1.0       # the instant of the latest answer that took no time
+        self.spins = 0            # such answers at that instant
         self._wake_cb = self._wake
 
     def start(self) -> None:
@@ -127,4 +140,17 @@ class ClosedClient(Client):
         self.send()
 
     def done(self, root: Job) -> None:
-        Wake(self.env, self.think(), self._wake_cb, None)
+        wait = self.think()
+        if wait == 0.0:
+            now = self.env.now
+            if root.req.start == now:
+                if now != self.spin_at:
+                    self.spin_at, self.spins = now, 0
+                self.spins += 1
+                if self.spins > self.SPIN_LIMIT * self.users:
+                    raise ScenarioError([Problem(self.where, (
+                        f"at {now:g} s every request is answered at once (refused or with "
+                        "nowhere to go) and users do not think, so they send again at the "
+                        "same instant for ever; give think_time a duration (e.g. {dist: "
+                        "exponential, mean: 1s}) or the client link a latency"))])
+        Wake(self.env, wait, self._wake_cb, None)
