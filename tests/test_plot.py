@@ -41,8 +41,8 @@ TINY_CHAOS = {
 }
 
 RESULT_PLOTS = ["latency_cdf", "latency_over_time", "error_rate_over_time",
-                "throughput_over_time", "memory", "queues", "connections", "incident_timeline",
-                "mttr_hist", "topology"]
+                "throughput_over_time", "memory", "queues", "connections", "circuit_breakers",
+                "incident_timeline", "mttr_hist", "topology"]
 
 
 def png_of(fig: Figure, dpi: int = 60) -> np.ndarray:
@@ -110,6 +110,34 @@ def test_plots_with_incidents(chaos, name):
         assert len(ax.collections) >= len(chaos.incidents)  # one bar per incident at least
     if name == "latency_over_time":  # incidents shaded behind the lines
         assert "instance down" in ax.get_legend_handles_labels()[1]
+
+
+def test_circuit_breakers_plot_their_states_and_trials():
+    spec = {"duration": "60s",
+            "services": {"web": {"workers": 50, "calls": [
+                {"service": "db", "timeout": "100ms",
+                 "circuit_breaker": {"volume_threshold": 10, "sleep_window": "3s"}}]},
+                         "db": {"workers": 4, "service_time": {"dist": "exponential", "mean": "20ms"}}},
+            "recovery": {"detection": "2s", "restart": "5s"},
+            "workload": [{"type": "poisson", "rate": "100/s", "target": "web"}],
+            "faults": [{"kind": "crash", "target": "db", "at": "20s", "mode": "all",
+                        "duration": "15s"}]}
+    r = simsys.run(spec)
+    ax = r.plot.circuit_breakers()
+    assert_not_blank(png_of(ax.figure))
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    trials = lines["db: trial call"].get_xdata()
+    assert len(trials) == (r.breakers["state"] == "half_open").sum() > 2
+    opened = lines["db: open"]
+    # open from its first opening to the trial that closes it, trials that failed at once
+    # included (they last no time); closed after
+    t, v = opened.get_xdata(), opened.get_ydata()
+    first, last_trial, closed = r.breakers["time"].iloc[[0, -2, -1]]
+    assert list(r.breakers["state"].iloc[[0, -2, -1]]) == ["open", "half_open", "closed"]
+    assert last_trial < closed
+    assert v[(t >= first) & (t < last_trial)].min() == 1 and v[t >= last_trial].max() == 0
+    from simsys.output import plots_for
+    assert "circuit_breakers" in plots_for(r)
 
 
 def test_axes_are_labelled_with_units(checkout):

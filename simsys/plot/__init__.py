@@ -22,6 +22,7 @@ _NAMES = {
     "memory": "result_plots",
     "queues": "result_plots",
     "connections": "result_plots",
+    "circuit_breakers": "result_plots",
     "incident_timeline": "result_plots",
     "mttr_hist": "result_plots",
     "dashboard": "result_plots",

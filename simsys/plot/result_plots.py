@@ -418,6 +418,49 @@ def connections(result: Any, ax: Axes | None = None,
         return ax
 
 
+def circuit_breakers(result: Any, ax: Axes | None = None,
+                     services: Sequence[str] | None = None) -> Axes:
+    """Circuit breakers open (solid) and half open (dashed) over time, per service their calls
+    go to (metrics ``breakers_open`` and ``breakers_half_open``), with a mark at each trial call
+    (a move to half open), which may last no time at all."""
+    with style():
+        ax = st.new_axes(ax)
+        opened = _metric(result, "breakers_open")
+        half = _metric(result, "breakers_half_open")
+        _title(ax, "Circuit breakers", result,
+               "breakers guarding calls to each service: open (solid), half open (dashed), "
+               "trial calls (▼)" if len(opened) else None)
+        if len(opened) == 0:
+            return st.empty_state(ax, "No circuit breakers in this run\n"
+                                      "(no call has a circuit_breaker).")
+        present = list(pd.unique(opened["service"].astype(str)))
+        names = [n for n in (services or _services(result)) if n in present]
+        scale = _time_axis(ax, result)
+        _backdrop(ax, result, scale)
+        ax.set_ylabel("breakers")
+        top = 1.0
+        for i, name in enumerate(names):
+            colour = st.colour(i)
+            for data, dashes, label in ((opened, "-", f"{name}: open"),
+                                        (half, "--", f"{name}: half open")):
+                r = data[data["service"].astype(str) == name].sort_values("time", kind="stable")
+                t, v = r["time"].to_numpy(), r["value"].to_numpy()
+                if dashes == "--":  # trials: the count of half-open breakers went up
+                    up = np.flatnonzero(np.diff(v, prepend=0.0) > 0)
+                    ax.plot(t[up] / scale, np.full(len(up), 1.0), ls="none", marker="v",
+                            ms=6, color=colour, label=f"{name}: trial call")
+                # the state after all the moves of an instant, held to the next one
+                last = np.append(t[1:] != t[:-1], True)
+                t, v = np.append(t[last], result.duration), np.append(v[last], v[-1:])
+                ax.plot(t / scale, v, drawstyle="steps-post", ls=dashes, color=colour, lw=1.8,
+                        label=label)
+                top = max(top, float(v.max()))
+        ax.set_ylim(-0.05 * top, top * 1.2)
+        ax.yaxis.get_major_locator().set_params(integer=True)
+        st.legend(ax)
+        return ax
+
+
 # -- incidents ----------------------------------------------------------------------------------
 def _instances(result: Any) -> list[tuple[str, int]]:
     G = getattr(result, "graph", None)
@@ -637,6 +680,9 @@ class ResultPlots:
     def connections(self, ax: Axes | None = None, **kw: Any) -> Axes:
         return connections(self.result, ax=ax, **kw)
 
+    def circuit_breakers(self, ax: Axes | None = None, **kw: Any) -> Axes:
+        return circuit_breakers(self.result, ax=ax, **kw)
+
     def incident_timeline(self, ax: Axes | None = None, **kw: Any) -> Axes:
         return incident_timeline(self.result, ax=ax, **kw)
 
@@ -653,5 +699,5 @@ class ResultPlots:
 
 
 PLOTS = ("latency_cdf", "latency_over_time", "error_rate_over_time", "throughput_over_time",
-         "memory", "queues", "connections", "incident_timeline", "mttr_hist", "topology",
-         "dashboard")
+         "memory", "queues", "connections", "circuit_breakers", "incident_timeline", "mttr_hist",
+         "topology", "dashboard")
