@@ -11,8 +11,8 @@ A run directory holds::
     journal.json          the Chaos Toolkit journal, for scenarios with an experiment
     *.png                 plots (latency_cdf, latency_over_time, error_rate_over_time,
                           throughput_over_time, memory, queues, topology; connections,
-                          circuit_breakers,
-                          incident_timeline and mttr_hist when the run has them)
+                          circuit_breakers, incident_timeline and mttr_hist when the run
+                          has them)
 
 Every file is written under a temporary name and renamed into place, so a reader never sees
 half a file. :func:`load_run` reads a directory back into a :class:`SavedRun`, which the plot
