@@ -257,6 +257,9 @@ class ExactPool(Pool):
         self._arrive_cb = self._arrive_ev
         self._told_cb = self._told
         self._again_cb = self._again
+        self.spin_at = -1.0       # the instant of the latest retry with no wait (_no_wait)
+        self.spins = 0
+        self.clients = sum(g.w.clients or 0 for g in self.groups)
         self._worked_cb = self._worked
         self._message_cb = self._message
         self._expire_cb = self._expire
@@ -399,7 +402,26 @@ class ExactPool(Pool):
     def _later(self, conn: Conn, delay: float, fresh: bool) -> None:
         conn.state = WAITING
         conn.epoch += 1
+        if delay == 0.0:
+            self._no_wait(conn)
         Wake(self.env, delay, self._again_cb, (conn, conn.epoch, fresh))
+
+    SPIN_LIMIT = 1000  # zero-time retries per client in one instant before the run stops
+
+    def _no_wait(self, conn: Conn) -> None:
+        """Clients that try again with no wait, refused in no time, would spin at one instant
+        for ever (the simulated clock could not move): stop with the key to change."""
+        now = self.env.now
+        if now != self.spin_at:
+            self.spin_at, self.spins = now, 0
+        self.spins += 1
+        if self.spins > self.SPIN_LIMIT * max(1, self.clients):
+            from ..errors import Problem, ScenarioError
+
+            raise ScenarioError([Problem(f"workload[{conn.group.code}].reconnect.initial", (
+                f"at {now:g} s clients are refused in no time and try again with no wait, "
+                "over and over at the same instant; give reconnect.initial a duration "
+                "(e.g. 1s) or the client link a latency"))])
 
     def _again(self, ev: Any) -> None:
         conn, e, fresh = ev.arg

@@ -149,8 +149,9 @@ class ClosedClient(Client):
                 self.spins += 1
                 if self.spins > self.SPIN_LIMIT * self.users:
                     raise ScenarioError([Problem(self.where, (
-                        f"at {now:g} s every request is answered at once (refused or with "
-                        "nowhere to go) and users do not think, so they send again at the "
-                        "same instant for ever; give think_time a duration (e.g. {dist: "
-                        "exponential, mean: 1s}) or the client link a latency"))])
+                        f"at {now:g} s every request is answered in no time (refused, with "
+                        "nowhere to go, or served in zero time) and users do not think, so "
+                        "they send again at the same instant for ever; give think_time a "
+                        "duration (e.g. {dist: exponential, mean: 1s}) or the client link a "
+                        "latency"))])
         Wake(self.env, wait, self._wake_cb, None)
