@@ -10,7 +10,8 @@ Edge attributes of a call: ``order`` (calls are made in increasing order), ``pro
 ``latency`` (a distribution, one way, seconds) and ``loss`` (probability per message).
 
 Services deployed from an ``app:`` say which component a visit enters at: ``entry`` on the
-edges and client nodes that lead to them. A deployed service whose visits are not one stretch of
+edges and client nodes that lead to them; their edges' ``key`` names the component call
+(``a->b``) whose random streams they use, so every deployment of an app draws the same numbers. A deployed service whose visits are not one stretch of
 work then its calls has a ``program`` (:class:`simsys.spec.app.Program`): its calls, with their
 probabilities and patterns, are in the program; its out-edges carry only the links they cross.
 """
@@ -92,7 +93,7 @@ def build_graph(spec: Scenario | Any) -> nx.DiGraph:
             G.nodes[name]["program"] = program.with_policies(
                 [None if p.empty else p for p in policies])
     for name, svc in s.services.items():
-        enters = getattr(svc.service_time, "enters", {})
+        remote = getattr(svc.service_time, "remote_calls", {})
         for order, call, group in svc.flat_calls():
             link = s.link(name, call.service)
             policy = call.merged(svc)  # the service's own pattern keys are the defaults
@@ -107,8 +108,9 @@ def build_graph(spec: Scenario | Any) -> nx.DiGraph:
                 parallel=order if group is not None else None,
                 quorum=group.quorum if group is not None else None,
             )
-            if call.service in enters:
-                G.edges[name, call.service]["entry"] = enters[call.service]
+            if call.service in remote:  # streams named by the component call (see Program)
+                G.edges[name, call.service]["key"] = remote[call.service]
+                G.edges[name, call.service]["entry"] = remote[call.service].split("->")[1]
     for i, w in enumerate(s.workload):
         client = f"{CLIENT}:{s.workload_name(i)}"
         G.add_node(client, kind="client", workload=w, index=i)

@@ -564,3 +564,46 @@ def test_processor_sharing_cannot_run_component_programs(tmp_path, monkeypatch):
     lines = check(tmp_path, text, monkeypatch)
     assert len(lines) == 1 and "deploy.services.storefront.discipline: service 'storefront' " \
         "runs component programs" in lines[0], lines
+
+
+def random_app(rng: np.random.Generator) -> tuple[dict, dict]:
+    """A random acyclic app of constant-work components and a random grouping of it."""
+    n = int(rng.integers(2, 7))
+    names = [f"c{i}" for i in range(n)]
+    app = {}
+    for i, name in enumerate(names):
+        calls = [{"service": names[j], **({"probability": float(rng.choice([0.3, 0.5, 0.8]))}
+                                          if rng.random() < 0.4 else {})}
+                 for j in range(i + 1, n) if rng.random() < 0.5]
+        app[name] = {"service_time": str(rng.choice(["1ms", "2ms", "3ms", "5ms"])),
+                     "calls": calls}
+    k = int(rng.integers(1, n + 1))
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        groups.setdefault(f"g{int(rng.integers(k))}", []).append(name)
+    return app, groups
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_every_deployment_gives_every_request_the_same_latency(seed):
+    # One user at a time and networks that cost nothing: a request's latency is the work of
+    # the components it visits, whatever the deployment, and each component call draws its coin
+    # from the same stream in every deployment, so the latencies agree request by request
+    rng = np.random.default_rng(seed)
+    app, groups = random_app(rng)
+    target = f"c{int(rng.integers(len(app)))}"
+    base = {"duration": "100s", "seed": seed, "app": app,
+            "workload": [{"type": "closed", "users": 1, "think_time": "1s", "target": target}]}
+    latencies = {}
+    for name, deploy in (("monolith", "monolith"), ("microservices", "microservices"),
+                         ("groups", {"groups": groups})):
+        try:
+            r = simsys.run({**base, "deploy": deploy})
+        except simsys.ScenarioError as exc:  # groupings whose services call each other back
+            assert name == "groups" and "call each other back" in str(exc)
+            continue
+        latencies[name] = r.requests.sort_values("id")["latency"].to_numpy()
+    micro = latencies["microservices"]
+    assert len(micro) > 90
+    for name, got in latencies.items():
+        assert np.allclose(got, micro, rtol=0, atol=1e-9), name

@@ -117,7 +117,7 @@ class Simulation:
         latency = data["latency"]
         zero = isinstance(latency, Constant) and latency.value == 0.0
         edge = f"{source}->{target}"
-        key = key or edge
+        key = key or data.get("key") or edge
         link = Link(
             self.env, source, self.services[target],
             probability=float(data["probability"]),

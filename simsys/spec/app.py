@@ -190,8 +190,9 @@ class ComponentWork(_Dist):
     works: dict[str, Any]          # component -> its service_time distribution
     in_process_call: float = 0.0
     serialization: float = 0.0
-    # where the visits it sends go in: target service -> the component called there
-    enters: dict[str, str] = Field(default_factory=dict)
+    # the component call each call leaving the service carries: target service -> "a->b" (a
+    # here, b there); it names the call's random streams and the component its visit enters at
+    remote_calls: dict[str, str] = Field(default_factory=dict)
     # workload index -> the component its requests enter this service at
     clients: dict[int, str] = Field(default_factory=dict)
     # set when one sum of work cannot say what a visit does (several entries, work after a
@@ -572,7 +573,7 @@ def _compile_service(name: str, members: list[str], app: dict[str, Component], d
         works={m: app[m].service_time for m in members},
         in_process_call=deploy.in_process_call,
         serialization=deploy.serialization,
-        enters={r.service: r.callee for r in remotes} if simple else {},
+        remote_calls={r.service: f"{r.caller}->{r.callee}" for r in remotes} if simple else {},
         clients=clients,
         program=program,
     )
