@@ -11,8 +11,8 @@ A run directory holds::
     journal.json          the Chaos Toolkit journal, for scenarios with an experiment
     *.png                 plots (latency_cdf, latency_over_time, error_rate_over_time,
                           throughput_over_time, memory, queues, topology; connections,
-                          circuit_breakers, incident_timeline and mttr_hist when the run
-                          has them)
+                          circuit_breakers, scaling, incident_timeline and mttr_hist when
+                          the run has them)
 
 Every file is written under a temporary name and renamed into place, so a reader never sees
 half a file. :func:`load_run` reads a directory back into a :class:`SavedRun`, which the plot
@@ -39,7 +39,7 @@ OPTIONAL_TABLES = ("chaos",)  # written only when the run has rows for them
 PLOTS = ("latency_cdf", "latency_over_time", "throughput_over_time", "error_rate_over_time",
          "memory", "queues", "topology")
 #: Plots written only when the run has something to show in them.
-OPTIONAL_PLOTS = ("connections", "circuit_breakers", "incident_timeline", "mttr_hist")
+OPTIONAL_PLOTS = ("connections", "circuit_breakers", "scaling", "incident_timeline", "mttr_hist")
 
 
 # -- atomic writes ------------------------------------------------------------------------------
@@ -158,6 +158,8 @@ def plots_for(result: Any) -> list[str]:
         names.insert(names.index("topology"), "connections")
     if len(ts) and (ts["metric"].astype(str) == "breakers_open").any():
         names.insert(names.index("topology"), "circuit_breakers")
+    if len(ts) and (ts["metric"].astype(str) == "replicas").any():
+        names.insert(names.index("topology"), "scaling")
     if len(result.incidents):
         names += ["incident_timeline", "mttr_hist"]
     return names

@@ -114,13 +114,35 @@ class Result:
         each sampling window (metric ``request_availability``, instance -1); with circuit
         breakers, per service called through them the number of its breakers open and half
         open (metrics ``breakers_open``, ``breakers_half_open``, instance -1), at time 0 and at
-        every transition."""
-        return pd.concat([self._samples(), self._request_availability(), self._breaker_states()],
-                         ignore_index=True)
+        every transition; with autoscaling, the replicas launched per autoscaled service
+        (metric ``replicas``, instance -1) at time 0 and at every decision."""
+        return pd.concat([self._samples(), self._request_availability(), self._breaker_states(),
+                          self._scaling()], ignore_index=True)
 
     def _metric_names(self) -> list[str]:
         extra = ["breakers_open", "breakers_half_open"] if self.records.breakers else []
+        if self.records.stats.get("autoscale"):
+            extra.append("replicas")
         return [*self.records.metrics, "request_availability", *extra]
+
+    def _scaling(self) -> pd.DataFrame:
+        """Replicas launched (starting or serving: what is billed) per autoscaled service, at
+        time 0 and at each scaling decision (metric ``replicas``, instance -1)."""
+        rows = [(t, name, float(n)) for name, events in self.records.stats.get("autoscale", {}).items()
+                for t, n in events]
+        return self._instant_rows([r[0] for r in rows], [r[1] for r in rows],
+                                  ["replicas"] * len(rows), [r[2] for r in rows])
+
+    def _instant_rows(self, time: list[float], service: list[str], metric: list[str],
+                      value: list[float]) -> pd.DataFrame:
+        """Timeseries rows of per-service values (instance -1) at the given times."""
+        return pd.DataFrame({
+            "time": np.asarray(time, dtype=np.float64),
+            "service": pd.Categorical(service, categories=self.records.services),
+            "instance": np.full(len(time), -1, dtype=np.int64),
+            "metric": pd.Categorical(metric, categories=self._metric_names()),
+            "value": np.asarray(value, dtype=np.float64),
+        })
 
     def _breaker_states(self) -> pd.DataFrame:
         """Breakers open / half open per called service, after each transition."""
@@ -141,13 +163,7 @@ class Result:
                 rows["metric"].append(metric)
                 rows["value"].append(float(sum(1 for (_, t), s in state.items()
                                                if t == target and s == which)))
-        return pd.DataFrame({
-            "time": np.asarray(rows["time"], dtype=np.float64),
-            "service": pd.Categorical(rows["service"], categories=self.records.services),
-            "instance": np.full(len(rows["time"]), -1, dtype=np.int64),
-            "metric": pd.Categorical(rows["metric"], categories=self._metric_names()),
-            "value": np.asarray(rows["value"], dtype=np.float64),
-        })
+        return self._instant_rows(rows["time"], rows["service"], rows["metric"], rows["value"])
 
     def _request_availability(self) -> pd.DataFrame:
         df = self.requests

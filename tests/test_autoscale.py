@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import matplotlib
+import matplotlib.pyplot
 import pytest
 
 import simsys
@@ -60,6 +62,15 @@ def test_replicas_follow_the_load_up_and_down_and_are_billed_per_second():
     assert web["replica_seconds"] == 130.0
     assert web["cost"] == pytest.approx(130.0 * 3.6 / 3600)
     assert r.summary()["cost"] == pytest.approx(web["cost"])
+    # the same decisions in the timeseries, and drawn
+    ts = r.timeseries
+    launched = ts[ts["metric"] == "replicas"]
+    assert set(launched["service"]) == {"web"} and set(launched["instance"]) == {-1}
+    assert list(zip(launched["time"], launched["value"], strict=True)) == changes(r)
+    ax = r.plot.scaling()
+    labels = [line.get_label() for line in ax.get_lines()]
+    assert labels == ["web: launched", "web: serving"]
+    matplotlib.pyplot.close(ax.figure)
 
 
 def test_no_change_within_the_cooldown():

@@ -42,7 +42,7 @@ TINY_CHAOS = {
 
 RESULT_PLOTS = ["latency_cdf", "latency_over_time", "error_rate_over_time",
                 "throughput_over_time", "memory", "queues", "connections", "circuit_breakers",
-                "incident_timeline", "mttr_hist", "topology"]
+                "scaling", "incident_timeline", "mttr_hist", "topology"]
 
 
 def png_of(fig: Figure, dpi: int = 60) -> np.ndarray:

@@ -23,6 +23,7 @@ _NAMES = {
     "queues": "result_plots",
     "connections": "result_plots",
     "circuit_breakers": "result_plots",
+    "scaling": "result_plots",
     "incident_timeline": "result_plots",
     "mttr_hist": "result_plots",
     "dashboard": "result_plots",

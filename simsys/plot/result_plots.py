@@ -461,6 +461,42 @@ def circuit_breakers(result: Any, ax: Axes | None = None,
         return ax
 
 
+def scaling(result: Any, ax: Axes | None = None, services: Sequence[str] | None = None) -> Axes:
+    """Autoscaling: replicas launched (solid: what is billed, starting ones included) and
+    replicas serving (dotted, sampled) per autoscaled service over time."""
+    with style():
+        ax = st.new_axes(ax)
+        launched = _metric(result, "replicas")
+        _title(ax, "Autoscaling", result,
+               "replicas launched (solid, billed) and serving (dotted, sampled)"
+               if len(launched) else None)
+        if len(launched) == 0:
+            return st.empty_state(ax, "No autoscaling in this run\n(no service has autoscale).")
+        present = list(pd.unique(launched["service"].astype(str)))
+        names = [n for n in (services or _services(result)) if n in present]
+        scale = _time_axis(ax, result)
+        _backdrop(ax, result, scale)
+        ax.set_ylabel("replicas")
+        serving = _metric(result, "serving")
+        top = 1.0
+        for i, name in enumerate(names):
+            colour = st.colour(i)
+            r = launched[launched["service"].astype(str) == name].sort_values("time", kind="stable")
+            t = np.append(r["time"].to_numpy(), result.duration)
+            v = np.append(r["value"].to_numpy(), r["value"].to_numpy()[-1:])
+            ax.plot(t / scale, v, drawstyle="steps-post", color=colour, lw=2.0,
+                    label=f"{name}: launched")
+            up = serving[serving["service"].astype(str) == name].groupby("time")["value"].sum()
+            if len(up):
+                ax.plot(up.index.to_numpy() / scale, up.to_numpy(), drawstyle="steps-post",
+                        ls=":", color=colour, lw=1.6, label=f"{name}: serving")
+            top = max(top, float(v.max()))
+        ax.set_ylim(0, top * 1.2)
+        ax.yaxis.get_major_locator().set_params(integer=True)
+        st.legend(ax)
+        return ax
+
+
 # -- incidents ----------------------------------------------------------------------------------
 def _instances(result: Any) -> list[tuple[str, int]]:
     G = getattr(result, "graph", None)
@@ -683,6 +719,9 @@ class ResultPlots:
     def circuit_breakers(self, ax: Axes | None = None, **kw: Any) -> Axes:
         return circuit_breakers(self.result, ax=ax, **kw)
 
+    def scaling(self, ax: Axes | None = None, **kw: Any) -> Axes:
+        return scaling(self.result, ax=ax, **kw)
+
     def incident_timeline(self, ax: Axes | None = None, **kw: Any) -> Axes:
         return incident_timeline(self.result, ax=ax, **kw)
 
@@ -699,5 +738,5 @@ class ResultPlots:
 
 
 PLOTS = ("latency_cdf", "latency_over_time", "error_rate_over_time", "throughput_over_time",
-         "memory", "queues", "connections", "circuit_breakers", "incident_timeline", "mttr_hist",
-         "topology", "dashboard")
+         "memory", "queues", "connections", "circuit_breakers", "scaling", "incident_timeline",
+         "mttr_hist", "topology", "dashboard")
