@@ -297,8 +297,10 @@ WORK_STEP, COIN_STEP, REMOTE_STEP = "work", "coin", "remote"
 @dataclass(frozen=True)
 class Remote:
     """A call that leaves a deployed service: ``caller`` (component here) calls ``callee``
-    (component of ``service``) with ``probability``; ``call`` is the call as written (its
-    pattern keys: timeout, retry, …)."""
+    (component of ``service``) with ``probability``. ``call`` is the call as written (with its
+    pattern keys: timeout, retry, …); in a graph's ``program`` it is the
+    :class:`~simsys.spec.patterns.CallPolicy` in force (the service's keys as defaults), or
+    None when no pattern applies."""
 
     caller: str
     callee: str
