@@ -140,6 +140,14 @@ def test_a_service_entered_at_two_components_is_good(tmp_path):
     assert deployment(simsys.load(tmp_path / "s.yaml")).entries["billing"] == ["cart", "payments"]
 
 
+def test_parallel_fan_out_between_components_is_refused_clearly(tmp_path, monkeypatch):
+    lines = check(tmp_path, edit("calls: [catalog, cart]", "calls: [{parallel: [catalog, cart]}]"),
+                  monkeypatch)
+    assert lines == ["s.yaml:4:43: app.storefront.calls[0]: parallel fan-out is not supported "
+                     "between app components (a monolith would have to run it in-process); write "
+                     "the calls one after another, or describe the fan-out with services:"]
+
+
 def test_groups_that_call_each_other_back_are_refused(tmp_path, monkeypatch):
     # storefront -> cart -> payments with storefront and payments together: the services
     # would wait on each other's workers

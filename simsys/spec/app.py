@@ -97,6 +97,15 @@ WORK = "component_work"  # the ``dist`` tag of compiled service times
 
 
 # -- the scenario keys ----------------------------------------------------------------------
+def _component_call(value: Any) -> Any:
+    if isinstance(value, Mapping) and "parallel" in value:
+        # A fan-out inside one process would need threads the simulator does not model.
+        raise ValueError("parallel fan-out is not supported between app components (a monolith "
+                         "would have to run it in-process); write the calls one after another, "
+                         "or describe the fan-out with services:")
+    return _call(value)
+
+
 class Component(Strict):
     """One component of the application.
 
@@ -106,7 +115,7 @@ class Component(Strict):
     """
 
     service_time: Distribution = Constant(value=0.0)
-    calls: list[Annotated[Call, BeforeValidator(_call)]] = Field(default_factory=list)
+    calls: list[Annotated[Call, BeforeValidator(_component_call)]] = Field(default_factory=list)
     memory: Memory = Field(default_factory=Memory)
     replicas: int | None = Field(None, ge=1)
     workers: int | None = Field(None, ge=1)
