@@ -265,6 +265,15 @@ def test_the_logical_graph_stays_available():
     assert sorted(deployed.edges) == [("client:poisson0", "front"), ("front", "c"), ("front", "d")]
 
 
+def test_a_program_needs_the_edges_that_carry_its_calls():
+    G = simsys.build_graph(ROOT / "scenarios" / "shop-groups.yaml")
+    G.graph.update(duration=10.0, warmup=0.0)
+    assert len(simsys.run(G).requests) > 100
+    G.remove_edge("front", "catalog")
+    with pytest.raises(simsys.BuildError, match="no edge 'front' -> 'catalog' to carry the call"):
+        simsys.run(G)
+
+
 def test_a_compiled_scenario_loads_again_with_overrides():
     s = simsys.load(scenario({"style": "monolith", "services": {"monolith": {"workers": 2}}}))
     with warnings.catch_warnings():

@@ -15,6 +15,7 @@ import networkx as nx
 import simpy
 
 from .. import topology
+from ..errors import BuildError
 from ..records import Records, SpanLog
 from ..spec.chaos import Recovery
 from ..spec.distributions import Constant, batched
@@ -179,6 +180,10 @@ class Simulation:
         edges = dict(topology.calls(self.G, name))
         steps = []
         for r in program.remotes:
+            if r.service not in edges:
+                raise BuildError(f"node {name!r}: its program calls {r.service!r} ({r.caller} -> "
+                                 f"{r.callee}), but the graph has no edge {name!r} -> "
+                                 f"{r.service!r} to carry the call")
             data = {**edges[r.service], "probability": r.probability, "entry": r.callee}
             link = self._link(name, r.service, data, key=f"{r.caller}->{r.callee}")
             steps.append(self._step(svc, link, r.call))
