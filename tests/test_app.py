@@ -140,12 +140,17 @@ def test_a_service_entered_at_two_components_is_good(tmp_path):
     assert deployment(simsys.load(tmp_path / "s.yaml")).entries["billing"] == ["cart", "payments"]
 
 
-def test_parallel_fan_out_between_components_is_refused_clearly(tmp_path, monkeypatch):
-    lines = check(tmp_path, edit("calls: [catalog, cart]", "calls: [{parallel: [catalog, cart]}]"),
-                  monkeypatch)
-    assert lines == ["s.yaml:4:43: app.storefront.calls[0]: parallel fan-out is not supported "
-                     "between app components (a monolith would have to run it in-process); write "
-                     "the calls one after another, or describe the fan-out with services:"]
+def test_a_fan_out_split_between_in_process_and_remote_is_refused(tmp_path, monkeypatch):
+    text = edit("calls: [catalog, cart]", "calls: [{parallel: [catalog, cart]}]")
+    lines = check(tmp_path, text, monkeypatch)
+    assert lines == ["s.yaml:4:43: app.storefront.calls[0]: in this deployment the fan-out calls "
+                     "catalog in-process and cart in other services; a fan-out must be all "
+                     "in-process or all remote: group its members together"]
+    lines = check(tmp_path, text.replace("storefront: [storefront, catalog]",
+                                         "storefront: [storefront, catalog, cart]")
+                  .replace("billing: [cart, payments]", "billing: [payments]"), monkeypatch)
+    assert len(lines) == 1 and "the in-process fan-out's member 'cart' calls 'payments' in " \
+        "another service" in lines[0], lines
 
 
 def test_groups_that_call_each_other_back_are_refused(tmp_path, monkeypatch):
@@ -584,16 +589,25 @@ def test_processor_sharing_cannot_run_component_programs(tmp_path, monkeypatch):
 
 
 def random_app(rng: np.random.Generator) -> tuple[dict, dict]:
-    """A random acyclic app of constant-work components and a random grouping of it."""
+    """A random acyclic app of constant-work components (some calls in fan-outs, some with a
+    quorum) and a random grouping of it."""
     n = int(rng.integers(2, 7))
     names = [f"c{i}" for i in range(n)]
     app = {}
     for i, name in enumerate(names):
-        calls = [{"service": names[j], **({"probability": float(rng.choice([0.3, 0.5, 0.8]))}
-                                          if rng.random() < 0.4 else {})}
-                 for j in range(i + 1, n) if rng.random() < 0.5]
+        calls: list = [{"service": names[j], **({"probability": float(rng.choice([0.3, 0.5, 0.8]))}
+                                                if rng.random() < 0.4 else {})}
+                       for j in range(i + 1, n) if rng.random() < 0.5]
+        if len(calls) >= 2 and rng.random() < 0.5:  # the first few at once, maybe a quorum
+            k = int(rng.integers(2, len(calls) + 1))
+            fan = {"parallel": calls[:k]}
+            if rng.random() < 0.5:
+                fan["quorum"] = int(rng.integers(1, k + 1))
+            calls = [fan, *calls[k:]]
+        # workers enough that no visit waits (with a quorum, the members it does not wait
+        # for still work, and would hold up later visits of one request to a 1-worker service)
         app[name] = {"service_time": str(rng.choice(["1ms", "2ms", "3ms", "5ms"])),
-                     "calls": calls}
+                     "calls": calls, "workers": 16}
     k = int(rng.integers(1, n + 1))
     groups: dict[str, list[str]] = {}
     for name in names:
@@ -604,8 +618,9 @@ def random_app(rng: np.random.Generator) -> tuple[dict, dict]:
 @pytest.mark.parametrize("seed", range(30))
 def test_every_deployment_gives_every_request_the_same_latency(seed):
     # One user at a time and networks that cost nothing: a request's latency is the work of
-    # the components it visits, whatever the deployment, and each component call draws its coin
-    # from the same stream in every deployment, so the latencies agree request by request
+    # the components it visits (a fan-out: its quorum-th fastest member), whatever the
+    # deployment, and each component call draws its coin from the same stream in every
+    # deployment, so the latencies agree request by request
     rng = np.random.default_rng(seed)
     app, groups = random_app(rng)
     target = f"c{int(rng.integers(len(app)))}"
@@ -616,8 +631,9 @@ def test_every_deployment_gives_every_request_the_same_latency(seed):
                          ("groups", {"groups": groups})):
         try:
             r = simsys.run({**base, "deploy": deploy})
-        except simsys.ScenarioError as exc:  # groupings whose services call each other back
-            assert name == "groups" and "call each other back" in str(exc)
+        except simsys.ScenarioError as exc:  # groupings the simulator refuses, and says why
+            assert name == "groups", exc
+            assert "call each other back" in str(exc) or "fan-out" in str(exc), exc
             continue
         latencies[name] = r.requests.sort_values("id")["latency"].to_numpy()
     micro = latencies["microservices"]

@@ -17,6 +17,13 @@ import simpy
 from .. import topology
 from ..errors import BuildError
 from ..records import Records, SpanLog
+from ..spec.app import (
+    FAN_OUT_STEP,
+    FAN_OUT_WORK_STEP,
+    fan_out_sampler,
+    tree_coins,
+    tree_components,
+)
 from ..spec.chaos import Recovery
 from ..spec.distributions import Constant, batched
 from ..spec.model import CLIENT, fault_name
@@ -178,33 +185,52 @@ class Simulation:
         named by the component call, as a microservice deployment names them) and its work."""
         streams = self.streams
         edges = dict(topology.calls(self.G, name))
-        steps = []
-        for r in program.remotes:
+        fanned = {k for flat in program.steps.values() for step in flat
+                  if step[0] == FAN_OUT_STEP for k in step[1]}
+        steps: list[Any] = []
+        for k, r in enumerate(program.remotes):
             if r.service not in edges:
                 raise BuildError(f"node {name!r}: its program calls {r.service!r} ({r.caller} -> "
                                  f"{r.callee}), but the graph has no edge {name!r} -> "
                                  f"{r.service!r} to carry the call")
             data = {**edges[r.service], "probability": r.probability, "entry": r.callee}
             link = self._link(name, r.service, data, key=f"{r.caller}->{r.callee}")
-            steps.append(self._step(svc, link, r.call))
+            if k in fanned:  # a fan-out member: always guarded (Parallel counts its answers)
+                guard = Guard(self.env, link, svc, r.call or CallPolicy(), streams, self.records)
+                self.guards.append(guard)
+                steps.append(guard)
+            else:
+                steps.append(self._step(svc, link, r.call))
         works: dict[str, Callable[[], float]] = {}
         coins: dict[tuple[str, str], Callable[[], float]] = {}
+
+        def need(node: Any) -> None:  # the streams a (sub)tree draws from, each made once
+            for comp in tree_components(node):
+                if comp not in works:
+                    works[comp] = program.works[comp].sampler(streams.rng(f"component/{comp}/time"))
+            for pair in tree_coins(node):
+                if pair not in coins:
+                    coins[pair] = streams.uniform(f"call/{pair[0]}->{pair[1]}")
+
         ipc = program.in_process_call
         programs = {}
         for entry, flat in program.steps.items():
             out: list[tuple[Any, ...]] = []
             for step in flat:
-                if step[0] == "work":
-                    comp = step[1]
-                    if comp not in works:
-                        works[comp] = program.works[comp].sampler(
-                            streams.rng(f"component/{comp}/time"))
-                    out.append((ProgramService.WORK, works[comp], ipc if step[2] else 0.0, None))
-                elif step[0] == "coin":
-                    pair = (step[1], step[2])
-                    if pair not in coins:
-                        coins[pair] = streams.uniform(f"call/{pair[0]}->{pair[1]}")
-                    out.append((ProgramService.COIN, coins[pair], step[3], step[4]))
+                kind = step[0]
+                if kind == "work":
+                    need((step[1], ()))
+                    out.append((ProgramService.WORK, works[step[1]], ipc if step[2] else 0.0, None))
+                elif kind == "coin":
+                    need((step[1], ((step[3], (step[2], ())),)))
+                    out.append((ProgramService.COIN, coins[step[1], step[2]], step[3], step[4]))
+                elif kind == FAN_OUT_WORK_STEP:  # threads of this worker; local work only
+                    need((step[1], (step[2],)))
+                    out.append((ProgramService.WORK,
+                                fan_out_sampler(step[1], step[2], works, coins, ipc), 0.0, None))
+                elif kind == FAN_OUT_STEP:
+                    fan = Parallel([steps[k] for k in step[1]], step[2], svc)
+                    out.append((ProgramService.REMOTE, fan, None, None))
                 else:
                     out.append((ProgramService.REMOTE, steps[step[1]], None, None))
             programs[entry] = out

@@ -45,7 +45,9 @@ worker does the entry's work, then its calls in order: a call to a component in 
 is in-process (``in_process_call`` more, then that component's work and calls, recursively); a
 call to a component elsewhere crosses a link to that component's service, and the worker waits
 for the answer before going on. A service can be entered at several components, and one visit
-may call another service several times (at different components).
+may call another service several times (at different components). A fan-out
+(``{parallel: [...], quorum: k}``) is all remote (the services' fan-out) or all in-process (on
+threads of the same worker: the k-th shortest of its members' times).
 
 When a visit is simply one stretch of work followed by its outgoing calls (always so for
 monoliths and microservices), the service is an ordinary one whose ``service_time`` is the sum
@@ -64,15 +66,15 @@ import hashlib
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-from pydantic import BeforeValidator, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
 from ..errors import Problem, ScenarioError
 from .chaos import Failures
 from .distributions import Constant, Distribution, NonNegDuration, _Dist, batched
-from .model import Call, Memory, Service, _call, _find_cycle
+from .model import Call, CallStep, Memory, Parallel, Service, _find_cycle
 from .model_base import CLIENT, Size, Strict
 
 if TYPE_CHECKING:
@@ -97,15 +99,6 @@ WORK = "component_work"  # the ``dist`` tag of compiled service times
 
 
 # -- the scenario keys ----------------------------------------------------------------------
-def _component_call(value: Any) -> Any:
-    if isinstance(value, Mapping) and "parallel" in value:
-        # A fan-out inside one process would need threads the simulator does not model.
-        raise ValueError("parallel fan-out is not supported between app components (a monolith "
-                         "would have to run it in-process); write the calls one after another, "
-                         "or describe the fan-out with services:")
-    return _call(value)
-
-
 class Component(Strict):
     """One component of the application.
 
@@ -115,13 +108,23 @@ class Component(Strict):
     """
 
     service_time: Distribution = Constant(value=0.0)
-    calls: list[Annotated[Call, BeforeValidator(_component_call)]] = Field(default_factory=list)
+    calls: list[CallStep] = Field(default_factory=list)
     memory: Memory = Field(default_factory=Memory)
     replicas: int | None = Field(None, ge=1)
     workers: int | None = Field(None, ge=1)
     queue: int | None = Field(None, ge=0)
     balancer: Balancer | None = None
     failures: Failures | None = None
+
+    def flat_calls(self) -> list[tuple[int, Call, Parallel | None]]:
+        """Every call with its position and its fan-out (or None), as ``Service.flat_calls``."""
+        out: list[tuple[int, Call, Parallel | None]] = []
+        for pos, step in enumerate(self.calls):
+            if isinstance(step, Parallel):
+                out.extend((pos, c, step) for c in step.parallel)
+            else:
+                out.append((pos, step, None))
+        return out
 
 
 # Keys of a deployed service that come from its components, not from ``deploy.services``.
@@ -170,7 +173,8 @@ class Deploy(Strict):
 
 
 # -- compiled service time ------------------------------------------------------------------
-# A node of an in-process call tree: (component, ((probability, node), ...)).
+# A node of an in-process call tree: (component, ((probability, node), ...)); a call may also be
+# an in-process fan-out (see FAN_OUT).
 Node = tuple[str, tuple[tuple[float, Any], ...]]
 
 
@@ -179,6 +183,102 @@ def named_rng(seed: int, name: str) -> np.random.Generator:
     digest = hashlib.blake2b(name.encode("utf-8"), digest_size=8).digest()
     key = int.from_bytes(digest, "little")
     return np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(key,)))
+
+
+# An in-process call tree. A node is ``(component, calls)``; each of its calls is either
+# ``(probability, node)`` (a call, made in order) or ``(FAN_OUT, quorum, ((probability, node),
+# ...))`` (calls made at once, on threads of the same worker: they take the quorum-th shortest
+# of their times, all of them when quorum is None).
+FAN_OUT = "fan-out"
+
+
+def _has_fan_out(node: Node) -> bool:
+    return any(c[0] == FAN_OUT or _has_fan_out(c[1]) for c in node[1])
+
+
+def _edges(node: Node) -> list[tuple[float, Node]]:
+    """The in-process calls of a node, fan-out members included, in order."""
+    out: list[tuple[float, Node]] = []
+    for c in node[1]:
+        out.extend(c[2] if c[0] == FAN_OUT else [c])
+    return out
+
+
+def tree_components(node: Node) -> list[str]:
+    """Components whose work a tree includes, each once, in call order."""
+    out: list[str] = []
+
+    def walk(n: Node) -> None:
+        if n[0] not in out:
+            out.append(n[0])
+        for _, child in _edges(n):
+            walk(child)
+
+    walk(node)
+    return out
+
+
+def tree_coins(node: Node) -> list[tuple[str, str]]:
+    """In-process calls of a tree taken with a probability below 1, as (caller, callee)."""
+    out: list[tuple[str, str]] = []
+
+    def walk(n: Node) -> None:
+        for p, child in _edges(n):
+            if p < 1.0 and (n[0], child[0]) not in out:
+                out.append((n[0], child[0]))
+            walk(child)
+
+    walk(node)
+    return out
+
+
+def fan_out_sampler(caller: str, item: Any, works: Mapping[str, Callable[[], float]],
+                    coins: Mapping[tuple[str, str], Callable[[], float]],
+                    ipc: float) -> Callable[[], float]:
+    """Time of an in-process fan-out ``(FAN_OUT, quorum, members)`` made by ``caller``: each
+    member taken on its coin costs ``ipc`` plus its subtree; the fan-out takes the quorum-th
+    shortest (of those taken; the longest when quorum is None)."""
+    _, quorum, members = item
+    kids = [(coins.get((caller, child[0])) if p < 1.0 else None, p,
+             tree_sampler(child, works, coins, ipc)) for p, child in members]
+
+    def sample() -> float:
+        times = sorted(ipc + f() for coin, p, f in kids if coin is None or coin() < p)
+        if not times:
+            return 0.0
+        need = len(times) if quorum is None else min(quorum, len(times))
+        return times[need - 1]
+
+    return sample
+
+
+def tree_sampler(node: Node, works: Mapping[str, Callable[[], float]],
+                 coins: Mapping[tuple[str, str], Callable[[], float]],
+                 ipc: float) -> Callable[[], float]:
+    """A sampler of a tree's work: the node's, then each call in order (its coin, then
+    ``ipc`` plus the callee's subtree), fan-outs as :func:`fan_out_sampler`."""
+    comp, calls = node
+    work = works[comp]
+    if not calls:
+        return work
+    steps: list[tuple[Any, float, Callable[[], float]]] = []
+    for c in calls:
+        if c[0] == FAN_OUT:
+            steps.append((None, 1.0, fan_out_sampler(comp, c, works, coins, ipc)))
+        else:
+            p, child = c
+            sub = tree_sampler(child, works, coins, ipc)
+            steps.append((coins.get((comp, child[0])) if p < 1.0 else None, p,
+                          (lambda f=sub: ipc + f()) if ipc else sub))
+
+    def sample() -> float:
+        t = work()
+        for coin, p, f in steps:
+            if coin is None or coin() < p:
+                t += f()
+        return t
+
+    return sample
 
 
 class ComponentWork(_Dist):
@@ -220,39 +320,30 @@ class ComponentWork(_Dist):
             var += p * (v + m * m) - (p * m) ** 2
         return mean, var
 
+    def _estimated(self) -> np.ndarray:
+        """Work of 200 000 visits (fixed seed): the moments of trees with fan-outs, whose
+        order statistics have no closed form here."""
+        return self.draw(np.random.default_rng(0), 200_000)
+
     @property
     def mean(self) -> float:
+        if _has_fan_out(self.tree):
+            return float(self._estimated().mean())
         return self._moments(self.tree)[0] + 2 * self.serialization
 
     @property
     def variance(self) -> float:
+        if _has_fan_out(self.tree):
+            return float(self._estimated().var())
         return self._moments(self.tree)[1]
 
     def components(self) -> list[str]:
         """Components whose work this includes, each once, in call order."""
-        out: list[str] = []
-
-        def walk(node: Node) -> None:
-            if node[0] not in out:
-                out.append(node[0])
-            for _, child in node[1]:
-                walk(child)
-
-        walk(self.tree)
-        return out
+        return tree_components(self.tree)
 
     def coins(self) -> list[tuple[str, str]]:
         """In-process calls taken with a probability below 1, as (caller, callee)."""
-        out: list[tuple[str, str]] = []
-
-        def walk(node: Node) -> None:
-            for p, child in node[1]:
-                if p < 1.0 and (node[0], child[0]) not in out:
-                    out.append((node[0], child[0]))
-                walk(child)
-
-        walk(self.tree)
-        return out
+        return tree_coins(self.tree)
 
     # -- sampling ---------------------------------------------------------------------------
     def sampler_from(self, rng_of: Callable[[str], np.random.Generator]) -> Callable[[], float]:
@@ -260,26 +351,7 @@ class ComponentWork(_Dist):
         ``Streams.rng``; each stream is asked for once."""
         works = {c: self.works[c].sampler(rng_of(f"component/{c}/time")) for c in self.components()}
         coins = {k: batched(rng_of(f"call/{k[0]}->{k[1]}").random) for k in self.coins()}
-        ipc = self.in_process_call
-
-        def build(node: Node) -> Callable[[], float]:
-            comp, calls = node
-            work = works[comp]
-            if not calls:
-                return work
-            kids = [(coins.get((comp, child[0])) if p < 1.0 else None, p, build(child))
-                    for p, child in calls]
-
-            def sample() -> float:
-                t = work()
-                for coin, p, f in kids:
-                    if coin is None or coin() < p:
-                        t += ipc + f()
-                return t
-
-            return sample
-
-        f = build(self.tree)
+        f = tree_sampler(self.tree, works, coins, self.in_process_call)
         if self.serialization > 0:
             extra = 2 * self.serialization
             return lambda: f() + extra
@@ -301,6 +373,7 @@ class ComponentWork(_Dist):
 
 # -- component programs ----------------------------------------------------------------------
 WORK_STEP, COIN_STEP, REMOTE_STEP = "work", "coin", "remote"
+FAN_OUT_WORK_STEP, FAN_OUT_STEP = "fan-out work", "fan-out"
 
 
 @dataclass(frozen=True)
@@ -348,12 +421,24 @@ class Program:
 def _flatten(app: dict[str, Component], entry: str, members: set[str], host: dict[str, str],
              remotes: dict[tuple[str, str], int]) -> tuple[tuple[Any, ...], ...]:
     """The flat steps of a visit entered at ``entry`` (see :class:`Program`); ``remotes`` maps
-    (caller, callee) to the remote call's index, growing as calls are met."""
+    (caller, callee) to the remote call's index, growing as calls are met. A fan-out is all
+    in-process (one step of work, :func:`fan_out_sampler`) or all remote (checked before)."""
     steps: list[Any] = []
 
     def walk(comp: str, in_process: bool) -> None:
         steps.append((WORK_STEP, comp, in_process))
-        for call in app[comp].calls:
+        for step in app[comp].calls:
+            if isinstance(step, Parallel):
+                if all(c.service in members for c in step.parallel):
+                    kids = tuple((c.probability, _tree(app, c.service, members))
+                                 for c in step.parallel)
+                    steps.append((FAN_OUT_WORK_STEP, comp, (FAN_OUT, step.quorum, kids)))
+                else:
+                    ks = tuple(remotes.setdefault((comp, c.service), len(remotes))
+                               for c in step.parallel)
+                    steps.append((FAN_OUT_STEP, ks, step.quorum))
+                continue
+            call = step
             if call.service in members:
                 if call.probability < 1.0:
                     at = len(steps)
@@ -378,13 +463,51 @@ def _one_sum_will_do(steps: tuple[tuple[Any, ...], ...]) -> bool:
     for i, step in enumerate(steps):
         if step[0] == COIN_STEP:
             coin_until = max(coin_until, step[4])
-        elif step[0] == REMOTE_STEP:
+        elif step[0] in (REMOTE_STEP, FAN_OUT_STEP):
             if i < coin_until:
                 return False
             seen_remote = True
         elif seen_remote:
             return False
     return True
+
+
+def _leaves(app: dict[str, Component], comp: str, members: set[str]) -> str | None:
+    """A component outside ``members`` that ``comp``'s in-process subtree calls, or None."""
+    for _, call, _ in app[comp].flat_calls():
+        if call.service not in members:
+            return call.service
+        far = _leaves(app, call.service, members)
+        if far is not None:
+            return far
+    return None
+
+
+def _check_fan_outs(app: dict[str, Component], plan: Deployment, problems: _Problems) -> None:
+    """A fan-out must be all in-process (threads of one worker, doing local work only) or all
+    remote in the deployment: the simulator does not mix the two."""
+    for name, comp in app.items():
+        here = plan.host[name]
+        members = set(plan.services[here])
+        for i, step in enumerate(comp.calls):
+            if not isinstance(step, Parallel):
+                continue
+            local = [c.service for c in step.parallel if c.service in members]
+            if local and len(local) < len(step.parallel):
+                away = [c.service for c in step.parallel if c.service not in members]
+                problems.add(("app", name, "calls", i),
+                             f"in this deployment the fan-out calls {', '.join(local)} in-process "
+                             f"and {', '.join(away)} in other services; a fan-out must be all "
+                             "in-process or all remote: group its members together")
+                continue
+            for member in local:
+                far = _leaves(app, member, members)
+                if far is not None:
+                    problems.add(("app", name, "calls", i),
+                                 f"in this deployment the in-process fan-out's member {member!r} "
+                                 f"calls {far!r} in another service; an in-process fan-out runs "
+                                 "on threads of one worker and does only local work")
+                    break
 
 
 # -- the plan: which component goes where ---------------------------------------------------
@@ -506,7 +629,7 @@ def _entries(app: dict[str, Component], services: dict[str, list[str]], host: di
     for _, comp in targets:
         seen[host[comp]].add(comp)
     for name, comp in app.items():
-        for call in comp.calls:
+        for _, call, _ in comp.flat_calls():
             if call.service in host and host[call.service] != host[name]:
                 seen[host[call.service]].add(call.service)
     entries: dict[str, list[str]] = {}
@@ -514,16 +637,23 @@ def _entries(app: dict[str, Component], services: dict[str, list[str]], host: di
         if seen[svc]:
             entries[svc] = sorted(seen[svc], key=order.__getitem__)
             continue
-        called = {c.service for m in members for c in app[m].calls if c.service in members}
+        called = {c.service for m in members for _, c, _ in app[m].flat_calls()
+                  if c.service in members}
         roots = [m for m in members if m not in called]
         entries[svc] = [(roots or members)[0]]
     return entries
 
 
 def _tree(app: dict[str, Component], comp: str, members: set[str]) -> Node:
-    calls = tuple((c.probability, _tree(app, c.service, members))
-                  for c in app[comp].calls if c.service in members)
-    return (comp, calls)
+    calls: list[Any] = []
+    for step in app[comp].calls:
+        if isinstance(step, Parallel):
+            if all(c.service in members for c in step.parallel):
+                calls.append((FAN_OUT, step.quorum, tuple(
+                    (c.probability, _tree(app, c.service, members)) for c in step.parallel)))
+        elif step.service in members:
+            calls.append((step.probability, _tree(app, step.service, members)))
+    return (comp, tuple(calls))
 
 
 def _largest(values: Iterable[int | None]) -> int | None:
@@ -549,7 +679,7 @@ def _compile_service(name: str, members: list[str], app: dict[str, Component], d
     steps = {e: _flatten(app, e, member_set, plan.host, index) for e in entries}
     remotes = []
     for (caller, callee), _ in sorted(index.items(), key=lambda kv: kv[1]):
-        call = next(c for c in app[caller].calls if c.service == callee)
+        call = next(c for _, c, _ in app[caller].flat_calls() if c.service == callee)
         # the call's own keys (timeout, retry, ...) travel with it; in-process calls ignore them
         remotes.append(Remote(caller, callee, plan.host[callee], call.probability,
                               call.model_copy(update={"service": plan.host[callee]})))
@@ -558,8 +688,15 @@ def _compile_service(name: str, members: list[str], app: dict[str, Component], d
               and len(set(targets)) == len(targets))
     # Edges of the deployed graph: one per service called. A service that runs programs keeps
     # the calls themselves (with their keys) in its program; its edges carry only the links.
-    calls: list[Call] = ([r.call for r in remotes] if simple else
-                         [Call(service=t) for t in dict.fromkeys(targets)])
+    calls: list[Call | Parallel] = [Call(service=t) for t in dict.fromkeys(targets)]
+    if simple:  # the calls in the order the visit makes them, fan-outs kept together
+        calls = []
+        for step in steps[entry]:
+            if step[0] == REMOTE_STEP:
+                calls.append(remotes[step[1]].call)
+            elif step[0] == FAN_OUT_STEP:
+                calls.append(Parallel(parallel=[remotes[k].call for k in step[1]],
+                                      quorum=step[2]))
     program = None if simple else Program(
         steps=steps, works={m: app[m].service_time for m in members}, remotes=tuple(remotes),
         in_process_call=deploy.in_process_call, serialization=deploy.serialization,
@@ -718,6 +855,8 @@ def expand(data: Mapping[str, Any], source: str | None = None,
         if name not in services:
             problems.add(("deploy", "services", name),
                          f"no deployed service {name!r}; this deployment has: {', '.join(services)}")
+    _check_fan_outs(app, plan, problems)
+    problems.raise_if_any()
     clients: dict[str, dict[int, str]] = {name: {} for name in services}
     for loc, comp in targets:
         clients[host[comp]][loc[1]] = comp
@@ -756,16 +895,19 @@ def _check_app(app: dict[str, Component], names: list[str], problems: _Problems)
             problems.add(("app", name), f"{name!r} cannot be a component name (reserved or empty)")
     for name, comp in app.items():
         seen: set[str] = set()
-        for i, call in enumerate(comp.calls):
+        for i, call, group in comp.flat_calls():
+            where: tuple[Any, ...] = ("app", name, "calls", i)
+            if group is not None:
+                where = (*where, "parallel", group.parallel.index(call))
             if call.service not in names:
-                problems.add(("app", name, "calls", i),
+                problems.add(where,
                              f"calls unknown component {call.service!r}; components are: {known}")
             elif call.service in seen:
-                problems.add(("app", name, "calls", i),
+                problems.add(where,
                              f"{call.service!r} is called twice; call each component once "
                              "(use probability for optional calls)")
             seen.add(call.service)
-    cycle = _find_cycle({n: [c.service for c in app[n].calls] for n in app})
+    cycle = _find_cycle({n: [c.service for _, c, _ in app[n].flat_calls()] for n in app})
     if cycle:
         problems.add(("app", cycle[0], "calls"), "calls form a cycle: "
                      + " -> ".join(cycle + [cycle[0]]) + " (a request would wait for itself)")
@@ -776,7 +918,8 @@ def _check_service_cycles(compiled: dict[str, Service], plan: Deployment,
     """Components in a call chain a -> b -> c may not be grouped so that services call each
     other back (a and c together, b apart): a visit would hold a worker of its service while
     waiting on a call that needs another worker of the same service."""
-    cycle = _find_cycle({n: [c.service for c in svc.calls] for n, svc in compiled.items()})
+    cycle = _find_cycle({n: [c.service for _, c, _ in svc.flat_calls()]
+                         for n, svc in compiled.items()})
     if cycle:
         path = " -> ".join([*cycle, cycle[0]])
         problems.add(("deploy", "groups"), f"this grouping makes services call each other back "
@@ -935,8 +1078,9 @@ def app_graph(spec: Any) -> nx.DiGraph:
                    memory=comp.memory, replicas=comp.replicas, workers=comp.workers,
                    queue=comp.queue)
     for name, comp in s.app.items():
-        for order, call in enumerate(comp.calls):
+        for order, call, group in comp.flat_calls():
             G.add_edge(name, call.service, order=order, probability=call.probability,
+                       parallel=group is not None,
                        local=plan.host[name] == plan.host[call.service])
     return G
 
