@@ -74,7 +74,7 @@ from pydantic import Field, ValidationError, model_validator
 from ..errors import Problem, ScenarioError
 from .chaos import Failures
 from .distributions import Constant, Distribution, NonNegDuration, _Dist, batched
-from .model import Call, CallStep, Memory, Parallel, Service, _find_cycle
+from .model import Call, CallStep, Memory, Parallel, Service, _find_cycle, flat_calls
 from .model_base import CLIENT, Size, Strict
 
 if TYPE_CHECKING:
@@ -118,13 +118,7 @@ class Component(Strict):
 
     def flat_calls(self) -> list[tuple[int, Call, Parallel | None]]:
         """Every call with its position and its fan-out (or None), as ``Service.flat_calls``."""
-        out: list[tuple[int, Call, Parallel | None]] = []
-        for pos, step in enumerate(self.calls):
-            if isinstance(step, Parallel):
-                out.extend((pos, c, step) for c in step.parallel)
-            else:
-                out.append((pos, step, None))
-        return out
+        return flat_calls(self.calls)
 
 
 # Keys of a deployed service that come from its components, not from ``deploy.services``.

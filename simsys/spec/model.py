@@ -75,6 +75,17 @@ def _step_kind(value: Any) -> str:
     return "call"
 
 
+def flat_calls(steps: list[Call | Parallel]) -> list[tuple[int, Call, Parallel | None]]:
+    """Every call of a sequence of call steps, with its position and its fan-out (or None)."""
+    out: list[tuple[int, Call, Parallel | None]] = []
+    for pos, step in enumerate(steps):
+        if isinstance(step, Parallel):
+            out.extend((pos, c, step) for c in step.parallel)
+        else:
+            out.append((pos, step, None))
+    return out
+
+
 CallStep = Annotated[
     Annotated[Call, Tag("call")] | Annotated[Parallel, Tag("parallel")],
     Discriminator(_step_kind),
@@ -127,13 +138,7 @@ class Service(CallPolicy):
 
     def flat_calls(self) -> list[tuple[int, Call, Parallel | None]]:
         """Every call with its position in the sequence and its parallel group (or None)."""
-        out: list[tuple[int, Call, Parallel | None]] = []
-        for pos, step in enumerate(self.calls):
-            if isinstance(step, Parallel):
-                out.extend((pos, c, step) for c in step.parallel)
-            else:
-                out.append((pos, step, None))
-        return out
+        return flat_calls(self.calls)
 
 
 class Link(Strict):
