@@ -255,6 +255,9 @@ def run(scenario: str, seed: int | None, overrides: tuple[str, ...], out_dir: st
     and the Chaos Toolkit journal is written as journal.json with --out.
     """
     spec = _load(scenario, overrides)
+    from dataclasses import replace
+
+    from .errors import ScenarioError
     from .runner import run as simulate
 
     progress: Callable[[float], None] | None = None
@@ -263,6 +266,9 @@ def run(scenario: str, seed: int | None, overrides: tuple[str, ...], out_dir: st
         bar = progress = _LazyBar(spec.duration, spec.name)
     try:
         result = simulate(spec, seed=seed, progress=progress)
+    except ScenarioError as exc:  # found while running (a loop that cannot advance): name the file
+        raise ScenarioError([p if p.source else replace(p, source=scenario)
+                             for p in exc.problems]) from None
     finally:
         if bar is not None:
             bar.close()

@@ -270,7 +270,8 @@ def test_closed_users_who_would_spin_in_zero_time_are_a_clear_error(tmp_path):
     (tmp_path / "s.yaml").write_text(text)
     r = CliRunner().invoke(cli, ["run", str(tmp_path / "s.yaml")])
     assert r.exit_code == 2 and "Traceback" not in r.output, r.output
-    assert r.stderr.startswith("workload[0].think_time: at 0 s every request is answered in no time")
+    assert r.stderr.startswith(f"{tmp_path / 's.yaml'}: workload[0].think_time: at 0 s every "
+                               "request is answered in no time")
     fixed = text.replace("target: web}", "target: web, think_time: 10ms}")
     (tmp_path / "s.yaml").write_text(fixed)
     assert CliRunner().invoke(cli, ["run", str(tmp_path / "s.yaml")]).exit_code == 0
@@ -287,7 +288,7 @@ def test_websocket_clients_who_would_spin_in_zero_time_are_a_clear_error(tmp_pat
     (tmp_path / "s.yaml").write_text(text)
     r = CliRunner().invoke(cli, ["run", str(tmp_path / "s.yaml")])
     assert r.exit_code == 2 and "Traceback" not in r.output, r.output
-    assert r.stderr.startswith("workload[0].reconnect.initial: at 0 s clients are refused in no "
-                               "time and try again with no wait")
+    assert r.stderr.startswith(f"{tmp_path / 's.yaml'}: workload[0].reconnect.initial: at 0 s "
+                               "clients are refused in no time and try again with no wait")
     (tmp_path / "s.yaml").write_text(text.replace("initial: 0,", "initial: 100ms,"))
     assert CliRunner().invoke(cli, ["run", str(tmp_path / "s.yaml")]).exit_code == 0
