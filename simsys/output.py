@@ -153,13 +153,11 @@ def save_run(result: Any, directory: str | Path, plots: bool = True) -> Path:
 def plots_for(result: Any) -> list[str]:
     """The names of the plots :func:`save_run` draws for ``result``."""
     names = list(PLOTS)
-    ts = result.timeseries
-    if len(ts) and (ts["metric"].astype(str) == "connections").any():
-        names.insert(names.index("topology"), "connections")
-    if len(ts) and (ts["metric"].astype(str) == "breakers_open").any():
-        names.insert(names.index("topology"), "circuit_breakers")
-    if len(ts) and (ts["metric"].astype(str) == "replicas").any():
-        names.insert(names.index("topology"), "scaling")
+    recorded = set(result.timeseries["metric"].unique())
+    for metric, plot in (("connections", "connections"), ("breakers_open", "circuit_breakers"),
+                         ("replicas", "scaling")):
+        if metric in recorded:
+            names.insert(names.index("topology"), plot)
     if len(result.incidents):
         names += ["incident_timeline", "mttr_hist"]
     return names

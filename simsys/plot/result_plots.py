@@ -65,7 +65,7 @@ def _metric(result: Any, name: str) -> pd.DataFrame:
     ts = result.timeseries
     if len(ts) == 0:
         return ts
-    return ts[ts["metric"].astype(str) == name]
+    return ts[ts["metric"] == name]
 
 
 def _services(result: Any) -> list[str]:

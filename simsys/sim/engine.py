@@ -64,6 +64,25 @@ class Wake(Event):
         env.schedule(self, NORMAL, delay)
 
 
+class ZeroTimeLoop:
+    """Counts things that happen again at one simulated instant: :meth:`hit` is True once more
+    than ``limit`` have, which means a loop that takes no simulated time (the clock could never
+    move on), for the caller to stop with the scenario key to change."""
+
+    __slots__ = ("limit", "at", "count")
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.at = -1.0
+        self.count = 0
+
+    def hit(self, now: float) -> bool:
+        if now != self.at:
+            self.at, self.count = now, 0
+        self.count += 1
+        return self.count > self.limit
+
+
 def run_until(env: simpy.Environment, until: float, progress: Callable[[float], None] | None,
               chunks: int = 100) -> None:
     """Run ``env`` to simulated time ``until``, reporting progress in ``chunks`` steps."""

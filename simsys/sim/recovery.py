@@ -42,7 +42,7 @@ class Lifecycle:
         # service → {crash fault's name: time until which restarted replicas crash again};
         # one entry per fault, so faults that overlap on a service end independently
         self.crash_until: dict[str, dict[str, float]] = {}
-        self.held: dict[int, object] = {}  # instance code → its hold, while held down (_restart)
+        self.held: dict[Instance, object] = {}  # replica → its hold, while held down (_restart)
         hc = spec.health_check
         for svc in services.values():
             for inst in svc.instances:
@@ -113,17 +113,15 @@ class Lifecycle:
 
     def _held_over(self, ev: Any) -> None:
         inst, token = ev.arg
-        if self.held.get(inst.code) is token:  # not already restarted by crash_ended
-            del self.held[inst.code]
+        if self.held.get(inst) is token:  # not already restarted by crash_ended
+            del self.held[inst]
             self._restart(inst)
 
     def crash_ended(self, service: str) -> None:
         """A crash fault on ``service`` has ended: replicas held down by it restart now."""
-        for code, _ in list(self.held.items()):
-            inst = next((i for i in self.services[service].instances if i.code == code), None)
-            if inst is not None:
-                del self.held[code]
-                self._restart(inst)
+        for inst in [i for i in self.held if i.service.name == service]:
+            del self.held[inst]
+            self._restart(inst)
 
     def _detected(self, ev: Any) -> None:
         inst: Instance = ev.arg
@@ -157,7 +155,7 @@ class Lifecycle:
                 # Detection and restart took no simulated time (no detection delay, restart
                 # time or back-off): crashing again now would loop for ever at this instant.
                 # The replica stays down until the crash fault ends (or is ended early).
-                token = self.held[inst.code] = object()
+                token = self.held[inst] = object()
                 Wake(self.env, until - now, self._held_over, (inst, token))
                 return
         row = self.incident.pop(inst.code)

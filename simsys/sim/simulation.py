@@ -204,13 +204,15 @@ class Simulation:
         works: dict[str, Callable[[], float]] = {}
         coins: dict[tuple[str, str], Callable[[], float]] = {}
 
-        def need(node: Any) -> None:  # the streams a (sub)tree draws from, each made once
-            for comp in tree_components(node):
-                if comp not in works:
-                    works[comp] = program.works[comp].sampler(streams.rng(f"component/{comp}/time"))
-            for pair in tree_coins(node):
-                if pair not in coins:
-                    coins[pair] = streams.uniform(f"call/{pair[0]}->{pair[1]}")
+        def work(comp: str) -> Callable[[], float]:  # each stream made once, shared by entries
+            if comp not in works:
+                works[comp] = program.works[comp].sampler(streams.rng(f"component/{comp}/time"))
+            return works[comp]
+
+        def coin(caller: str, callee: str) -> Callable[[], float]:
+            if (caller, callee) not in coins:
+                coins[caller, callee] = streams.uniform(f"call/{caller}->{callee}")
+            return coins[caller, callee]
 
         ipc = program.in_process_call
         programs = {}
@@ -219,13 +221,15 @@ class Simulation:
             for step in flat:
                 kind = step[0]
                 if kind == "work":
-                    need((step[1], ()))
-                    out.append((ProgramService.WORK, works[step[1]], ipc if step[2] else 0.0, None))
+                    out.append((ProgramService.WORK, work(step[1]), ipc if step[2] else 0.0, None))
                 elif kind == "coin":
-                    need((step[1], ((step[3], (step[2], ())),)))
-                    out.append((ProgramService.COIN, coins[step[1], step[2]], step[3], step[4]))
+                    out.append((ProgramService.COIN, coin(step[1], step[2]), step[3], step[4]))
                 elif kind == FAN_OUT_WORK_STEP:  # threads of this worker; local work only
-                    need((step[1], (step[2],)))
+                    node = (step[1], (step[2],))
+                    for comp in tree_components(node):
+                        work(comp)
+                    for pair in tree_coins(node):
+                        coin(*pair)
                     out.append((ProgramService.WORK,
                                 fan_out_sampler(step[1], step[2], works, coins, ipc), 0.0, None))
                 elif kind == FAN_OUT_STEP:

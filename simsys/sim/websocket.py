@@ -42,10 +42,11 @@ from typing import Any
 import numpy as np
 import simpy
 
+from ..errors import Problem, ScenarioError
 from ..records import ERROR, OK, Records
 from ..spec.distributions import Exponential, batched
 from ..spec.websocket import HEARTBEAT_BYTES, frame_bytes
-from .engine import Streams, Wake
+from .engine import Streams, Wake, ZeroTimeLoop
 from .service import Instance, Job, Request, Service
 from .workload import Client
 
@@ -257,9 +258,8 @@ class ExactPool(Pool):
         self._arrive_cb = self._arrive_ev
         self._told_cb = self._told
         self._again_cb = self._again
-        self.spin_at = -1.0       # the instant of the latest retry with no wait (_no_wait)
-        self.spins = 0
-        self.clients = sum(g.w.clients or 0 for g in self.groups)
+        clients = sum(g.w.clients or 0 for g in self.groups)
+        self.spin = ZeroTimeLoop(self.SPIN_LIMIT * max(1, clients))  # retries with no wait
         self._worked_cb = self._worked
         self._message_cb = self._message
         self._expire_cb = self._expire
@@ -412,12 +412,7 @@ class ExactPool(Pool):
         """Clients that try again with no wait, refused in no time, would spin at one instant
         for ever (the simulated clock could not move): stop with the key to change."""
         now = self.env.now
-        if now != self.spin_at:
-            self.spin_at, self.spins = now, 0
-        self.spins += 1
-        if self.spins > self.SPIN_LIMIT * max(1, self.clients):
-            from ..errors import Problem, ScenarioError
-
+        if self.spin.hit(now):
             raise ScenarioError([Problem(f"workload[{conn.group.code}].reconnect.initial", (
                 f"at {now:g} s clients are refused in no time and try again with no wait, "
                 "over and over at the same instant; give reconnect.initial a duration "

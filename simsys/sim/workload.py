@@ -17,7 +17,7 @@ import simpy
 
 from ..errors import Problem, ScenarioError
 from ..records import DEGRADED, OK, RequestLog
-from .engine import Wake
+from .engine import Wake, ZeroTimeLoop
 from .service import Job, Request
 
 
@@ -128,8 +128,7 @@ class ClosedClient(Client):
         self.users = users
         self.think = think
         self.where = where
-        self.spin_at = -1.0       # the instant of the latest answer that took no time
-        self.spins = 0            # such answers at that instant
+        self.spin = ZeroTimeLoop(self.SPIN_LIMIT * users)  # answers that took no time
         self._wake_cb = self._wake
 
     def start(self) -> None:
@@ -143,12 +142,8 @@ class ClosedClient(Client):
         wait = self.think()
         if wait == 0.0:
             now = self.env.now
-            if root.req.start == now:
-                if now != self.spin_at:
-                    self.spin_at, self.spins = now, 0
-                self.spins += 1
-                if self.spins > self.SPIN_LIMIT * self.users:
-                    raise ScenarioError([Problem(self.where, (
+            if root.req.start == now and self.spin.hit(now):
+                raise ScenarioError([Problem(self.where, (
                         f"at {now:g} s every request is answered in no time (refused, with "
                         "nowhere to go, or served in zero time) and users do not think, so "
                         "they send again at the same instant for ever; give think_time a "
