@@ -57,6 +57,15 @@ def _backdrop(ax: Axes, result: Any, scale: float) -> None:
     st.shade_incidents(ax, result.incidents, result.duration, scale)
 
 
+def _over_time(ax: Axes, result: Any, ylabel: str) -> float:
+    """Set up an over-time plot: the time axis, warm-up and incidents behind, the y label;
+    returns the time scale (seconds per axis unit)."""
+    scale = _time_axis(ax, result)
+    _backdrop(ax, result, scale)
+    ax.set_ylabel(ylabel)
+    return scale
+
+
 def _window(result: Any, window: float | None) -> float:
     return float(window) if window else st.nice_window(result.duration)
 
@@ -162,9 +171,7 @@ def latency_over_time(result: Any, ax: Axes | None = None, window: float | None 
                f"ok requests, by start time, per {st_fmt_window(w)} window")
         df = result.requests
         df = df[df["status"] == "ok"]
-        scale = _time_axis(ax, result)
-        _backdrop(ax, result, scale)
-        ax.set_ylabel("latency (ms)")
+        scale = _over_time(ax, result, "latency (ms)")
         if len(df) == 0:
             st.legend(ax)
             return st.empty_state(ax, "No successful requests: nothing to draw.")
@@ -212,9 +219,7 @@ def error_rate_over_time(result: Any, ax: Axes | None = None,
         w = _window(result, window)
         _title(ax, "Failed requests over time", result,
                f"share of requests started in each {st_fmt_window(w)} window, by outcome")
-        scale = _time_axis(ax, result)
-        _backdrop(ax, result, scale)
-        ax.set_ylabel("requests not ok (%)")
+        scale = _over_time(ax, result, "requests not ok (%)")
         df = result.requests
         edges = st.window_edges(0.0, result.duration, w)
         total = _per_window(result, df["start"].to_numpy(), edges).astype(float)
@@ -253,9 +258,7 @@ def throughput_over_time(result: Any, ax: Axes | None = None,
         w = _window(result, window)
         _title(ax, "Throughput over time", result,
                f"requests per second, averaged over {st_fmt_window(w)} windows")
-        scale = _time_axis(ax, result)
-        _backdrop(ax, result, scale)
-        ax.set_ylabel("requests per second")
+        scale = _over_time(ax, result, "requests per second")
         df = result.requests
         edges = st.window_edges(0.0, result.duration, w)
         widths = np.diff(edges)
@@ -347,9 +350,7 @@ def memory(result: Any, ax: Axes | None = None, services: Sequence[str] | None =
         names = list(services) if services else _services(result)
         _title(ax, "Memory per replica", result,
                _replica_note(result, names) + _sampling_note(result, "memory", "range"))
-        scale = _time_axis(ax, result)
-        _backdrop(ax, result, scale)
-        ax.set_ylabel("memory (MB)")
+        _over_time(ax, result, "memory (MB)")
         if len(_metric(result, "memory")) == 0:
             return st.empty_state(ax, "No memory samples in this run.")
         colours = _per_replica(result, ax, "memory", 1e-6, names, drawstyle="steps-post",
@@ -376,9 +377,7 @@ def queues(result: Any, ax: Axes | None = None, services: Sequence[str] | None =
         _title(ax, "Queue length per replica", result,
                _replica_note(result, names) + ", requests waiting for a worker"
                + _sampling_note(result, "queue_length"))
-        scale = _time_axis(ax, result)
-        _backdrop(ax, result, scale)
-        ax.set_ylabel("requests waiting")
+        _over_time(ax, result, "requests waiting")
         data = _metric(result, "queue_length")
         if len(data) == 0:
             return st.empty_state(ax, "No queue samples in this run.")
@@ -408,9 +407,7 @@ def connections(result: Any, ax: Axes | None = None,
                     "(no service accepts WebSockets, or no client opened one).")
         present = set(data["service"].astype(str))
         names = [n for n in (services or _services(result)) if n in present]
-        scale = _time_axis(ax, result)
-        _backdrop(ax, result, scale)
-        ax.set_ylabel("open connections")
+        _over_time(ax, result, "open connections")
         _per_replica(result, ax, "connections", 1.0, names, drawstyle="steps-post",
                      band="range")
         ax.set_ylim(bottom=0)
@@ -435,9 +432,7 @@ def circuit_breakers(result: Any, ax: Axes | None = None,
                                       "(no call has a circuit_breaker).")
         present = list(pd.unique(opened["service"].astype(str)))
         names = [n for n in (services or _services(result)) if n in present]
-        scale = _time_axis(ax, result)
-        _backdrop(ax, result, scale)
-        ax.set_ylabel("breakers")
+        scale = _over_time(ax, result, "breakers")
         top = 1.0
         for i, name in enumerate(names):
             colour = st.colour(i)
@@ -474,9 +469,7 @@ def scaling(result: Any, ax: Axes | None = None, services: Sequence[str] | None 
             return st.empty_state(ax, "No autoscaling in this run\n(no service has autoscale).")
         present = list(pd.unique(launched["service"].astype(str)))
         names = [n for n in (services or _services(result)) if n in present]
-        scale = _time_axis(ax, result)
-        _backdrop(ax, result, scale)
-        ax.set_ylabel("replicas")
+        scale = _over_time(ax, result, "replicas")
         serving = _metric(result, "serving")
         top = 1.0
         for i, name in enumerate(names):
