@@ -5,8 +5,9 @@ pydantic and matplotlib are imported inside the commands that need them, so ``si
 answers at once. ``sweep``, ``report`` and ``compare`` live in their own modules, imported only
 when one of them is invoked.
 
-Exit status: 0 ok, 2 bad input (every problem printed on stderr, no traceback), 1 internal
-error (a short message; ``SIMSYS_DEBUG=1`` adds the traceback).
+Exit status: 0 ok, 2 bad input (every problem printed on stderr, no traceback), 3 the run worked
+and its verdict is negative (a deviated experiment with ``--fail-on-deviation``, a sweep whose
+every run failed), 1 internal error (a short message; ``SIMSYS_DEBUG=1`` adds the traceback).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import click
 EXIT_OK = 0
 EXIT_INTERNAL = 1
 EXIT_BAD_INPUT = 2
+EXIT_VERDICT = 3
 DEBUG_ENV = "SIMSYS_DEBUG"
 PROGRESS_DELAY = 2.0  # wall seconds before a progress bar appears; short runs stay quiet
 
@@ -55,8 +57,11 @@ def _debug() -> bool:
 
 def _fail(exc: BaseException) -> int:
     """Print ``exc`` the way the contract says and return the exit status."""
-    from .errors import ScenarioError, SimsysError
+    from .errors import ScenarioError, SimsysError, VerdictError
 
+    if isinstance(exc, VerdictError):
+        click.echo(f"simsys: {exc}", err=True)
+        return EXIT_VERDICT
     if isinstance(exc, ScenarioError):
         for problem in exc.problems:
             click.echo(str(problem), err=True)
@@ -230,7 +235,7 @@ class _LazyBar:
               help="Print summary() as JSON on stdout, and nothing else there.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no notes on stderr.")
 @click.option("--fail-on-deviation", is_flag=True,
-              help="Exit 1 when the scenario's experiment deviates from its steady state "
+              help="Exit 3 when the scenario's experiment deviates from its steady state "
                    "(as `chaos run` does), so an experiment can gate a pipeline.")
 def run(scenario: str, seed: int | None, overrides: tuple[str, ...], out_dir: str | None,
         as_json: bool, quiet: bool, fail_on_deviation: bool) -> None:
@@ -296,7 +301,9 @@ def run(scenario: str, seed: int | None, overrides: tuple[str, ...], out_dir: st
 
         click.echo(verdict(journal), err=as_json)
         if fail_on_deviation and journal["status"] != "completed":
-            sys.exit(1)
+            from .errors import VerdictError
+
+            raise VerdictError(f"the experiment's steady state did not hold ({journal['status']})")
 
 
 def _json_ready(value: Any) -> Any:

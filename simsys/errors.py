@@ -51,3 +51,11 @@ class ScenarioError(SimsysError, ValueError):
 
 class BuildError(SimsysError):
     """A graph cannot be turned into a simulation (e.g. a hand-edited graph lacks attributes)."""
+
+
+class VerdictError(SimsysError):
+    """The run, experiment or sweep worked, and its verdict is negative (a steady-state
+    hypothesis deviated with ``--fail-on-deviation``, or every run of a sweep failed).
+
+    The command line exits with status 3 for it: 1 is an internal error, 2 bad input.
+    """

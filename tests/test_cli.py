@@ -296,7 +296,7 @@ def test_experiment_verdict_and_fail_on_deviation(tmp_path, replicas, deviated):
     assert ("DEVIATED" in plain.output) is deviated
     gated = invoke("run", str(path), "--quiet", "--fail-on-deviation", "--out",
                    str(tmp_path / f"out{replicas}"))
-    assert gated.exit_code == (1 if deviated else 0)  # … unless asked to, as `chaos run` does
+    assert gated.exit_code == (3 if deviated else 0)  # … unless asked to (3: a negative verdict)
     journal = json.loads((tmp_path / f"out{replicas}" / "journal.json").read_text())
     assert journal["deviated"] is deviated
 
