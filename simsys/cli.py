@@ -186,7 +186,7 @@ def validate(scenario: str, overrides: tuple[str, ...]) -> None:
 
     click.echo(
         f"{scenario}: ok — {spec.name!r}, {len(spec.services)} service(s), "
-        f"{len(spec.workload)} workload(s), {format_duration(spec.duration)} simulated"
+        f"{len(spec.workload)} workload(s), {format_duration(spec.max_duration)} simulated"
     )
 
 
@@ -268,7 +268,7 @@ def run(scenario: str, seed: int | None, overrides: tuple[str, ...], out_dir: st
     progress: Callable[[float], None] | None = None
     bar = None
     if not quiet and sys.stderr.isatty():
-        bar = progress = _LazyBar(spec.duration, spec.name)
+        bar = progress = _LazyBar(spec.max_duration, spec.name)
     try:
         result = simulate(spec, seed=seed, progress=progress)
     except ScenarioError as exc:  # found while running (a loop that cannot advance): name the file

@@ -186,6 +186,10 @@ class Records:
         self.retry_at = array("d")            # when each retry was scheduled
         self.spans: SpanLog | None = None     # per-visit spans when tracing is on
         self.deliveries = DeliveryLog()       # WebSocket/polling messages delivered
+        # At each sample time, per service (by code): busy worker-seconds since the start, so
+        # utilisation can be split at any sample time (warmup: auto, batch-means intervals).
+        self.busy_at = array("d")
+        self.busy_area = array("d")
 
     def sampled(self, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(time, instance code, value) of every sample of metric ``name`` (empty if none)."""

@@ -16,10 +16,13 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
+from .analysis import latency_intervals, rate_intervals, run_checks, utilization_between
 from .records import CAUSES, OK, STATUSES, Records
 from .websocket_compare import websocket_summary
 
 PERCENTILES = {"p50": 50, "p90": 90, "p95": 95, "p99": 99, "p999": 99.9}
+INTERVAL_METHOD = ("batch means on the measured part (non-overlapping batches; percentiles by "
+                   "sectioning; error rate and utilisation as ratios of batch totals)")
 
 
 def _num(x: float) -> float | None:
@@ -52,9 +55,27 @@ class Result:
         self.graph = G
         self.name: str = G.graph.get("name", "scenario")
         self.seed = seed
-        self.duration = float(G.graph["duration"])
-        self.warmup = float(G.graph.get("warmup", 0.0))
+        # A run with a stop rule ends when precise enough: its records say when.
+        self.duration = float(records.stats.get("duration", G.graph["duration"]))
         self.wall_time = wall_time
+
+    @cached_property
+    def warmup_auto(self) -> dict[str, Any] | None:
+        """``warmup: auto``: the cut MSER-5 chose on the latencies and on the number in
+        system (``latency_cut``, ``queue_cut``, seconds) and whether either sat at the half-run
+        limit (``at_limit``: the run did not settle); None for a fixed warm-up."""
+        if self.graph.graph.get("warmup") != "auto":
+            return None
+        from .analysis import auto_warmup
+
+        step = float(self.graph.graph.get("sample_every", 1.0))
+        return auto_warmup(self.records, self.duration, step, OK)
+
+    @cached_property
+    def warmup(self) -> float:
+        """Seconds left out at the start: the scenario's ``warmup``, or the cut ``auto`` chose."""
+        auto = self.warmup_auto
+        return float(auto["warmup"] if auto is not None else self.graph.graph.get("warmup", 0.0))
 
     # -- tables -----------------------------------------------------------------------------
     @cached_property
@@ -279,6 +300,7 @@ class Result:
         total = int(len(status))
         ok_lat = (end - start)[measured][status == OK]
         latency: dict[str, float | None] = {"mean": _num(ok_lat.mean()) if len(ok_lat) else None}
+        qs = np.full(len(PERCENTILES), np.nan)
         if len(ok_lat):
             qs = np.percentile(ok_lat, list(PERCENTILES.values()))
             latency.update({k: float(q) for k, q in zip(PERCENTILES, qs, strict=True)})
@@ -292,8 +314,13 @@ class Result:
         services: dict[str, dict[str, Any]] = {}
         stats = self.records.stats.get("services", {})
         mem = self._memory_peaks()
+        auto = self.warmup_auto is not None
         for name in self.records.services:
             st = stats.get(name, {"busy_time": 0.0, "worker_time": 0.0})
+            if auto:  # the run's integrals start at 0; split them at the cut
+                st = {**st, "busy_time": utilization_between(self.records, self.graph, name,
+                                                             self.warmup, self.duration),
+                      "worker_time": 1.0}
             fractions = self.up_fractions(name)
             s_inc = inc[inc["service"] == name]
             s_ttr = (s_inc["recovered_at"] - s_inc["failed_at"]).dropna()
@@ -307,11 +334,29 @@ class Result:
                 "mttr": _num(s_ttr.mean()) if len(s_ttr) else None,
             }
         ok = int(counts[OK])
+        intervals = latency_intervals(ok_lat, PERCENTILES, qs)
+        rates = rate_intervals(start[measured], (status == OK), self.warmup, self.duration)
+        checks = run_checks(self.records, self.graph, self.warmup, self.duration, start, end,
+                            {k: v["utilization"] for k, v in services.items()})
+        little = {k: v for k, v in checks["little"].items() if v is not None}
         return {
             "name": self.name,
             "seed": self.seed,
             "duration": self.duration,
             "warmup": self.warmup,
+            "warmup_auto": self.warmup_auto,
+            "stop": self._stop(),
+            "intervals": {
+                "confidence": 0.95,
+                "method": INTERVAL_METHOD,
+                "latency": intervals,
+                "throughput": rates["throughput"],
+                "error_rate": rates["error_rate"],
+                "time_batches": rates["time_batches"],
+                "utilization": checks["utilization"],
+            },
+            "little": {"agree": all(v["agree"] for v in little.values()) if little else None,
+                       "services": little},
             "requests": {
                 "total": total,
                 **{name: int(counts[code]) for code, name in enumerate(STATUSES)},
@@ -330,6 +375,18 @@ class Result:
             "calls": self._call_totals(),
             "websockets": websocket_summary(self),  # simsys.websocket_compare
         }
+
+    def _stop(self) -> dict[str, Any] | None:
+        """The stop rule and how it ended: ``stopped_at`` (seconds), ``reached`` (False: it ran
+        to ``max``), the last ``estimate`` and ``half_width`` it saw."""
+        rule = self.graph.graph.get("stop_rule")
+        if rule is None:
+            return None
+        seen = self.records.stats.get("stop", {})
+        return {"metric": rule.metric, "until_precision": rule.until_precision,
+                "confidence": rule.confidence, "max": rule.max, "stopped_at": self.duration,
+                "reached": bool(seen.get("reached")), "estimate": seen.get("estimate"),
+                "half_width": seen.get("half_width")}
 
     def _memory_peaks(self) -> dict[str, float]:
         """Peak sampled memory per service (bytes), from the sample columns."""

@@ -75,7 +75,8 @@ def build_graph(spec: Scenario | Any) -> nx.DiGraph:
     G.graph.update(
         name=s.name,
         seed=s.seed,
-        duration=s.duration,
+        duration=s.max_duration,
+        stop_rule=s.stop_rule,     # UntilPrecision or None (simsys.spec.run_length)
         warmup=s.warmup,
         sample_every=s.sample_every,
         chaos=s.chaos,

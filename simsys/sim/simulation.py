@@ -12,11 +12,12 @@ from collections.abc import Callable
 from typing import Any
 
 import networkx as nx
+import numpy as np
 import simpy
 
 from .. import topology
 from ..errors import BuildError
-from ..records import Records, SpanLog
+from ..records import OK, Records, SpanLog
 from ..spec.app import (
     FAN_OUT_STEP,
     FAN_OUT_WORK_STEP,
@@ -48,8 +49,12 @@ class Simulation:
         topology.check(G)
         self.G = G
         self.seed = int(G.graph["seed"] if seed is None else seed)
-        self.duration = float(G.graph["duration"])
-        self.warmup = float(G.graph.get("warmup", 0.0))
+        self.duration = float(G.graph["duration"])  # the longest it may run (stop rule: max)
+        self.stop_rule = G.graph.get("stop_rule")
+        # warmup: auto is chosen after the run (simsys.analysis.warmup_cut); until then the
+        # integrals run from time 0 and the busy-time samples let the result split them.
+        self.auto_warmup = G.graph.get("warmup") == "auto"
+        self.warmup = 0.0 if self.auto_warmup else float(G.graph.get("warmup", 0.0))
         self.sample_every = float(G.graph.get("sample_every", 1.0))
         self.env = simpy.Environment()
         self.streams = Streams(self.seed)
@@ -327,6 +332,14 @@ class Simulation:
         now = self.env.now
         add = self.records.samples.add
         lifecycle = self.lifecycle
+        self.records.busy_at.append(now)
+        busy_area = self.records.busy_area
+        for svc in self.services.values():
+            area = 0.0
+            for inst in svc.instances:
+                inst.settle(now)
+                area += inst.busy_area
+            busy_area.append(area)
         for inst in self.instances:
             code = inst.code
             q = len(inst.queue)
@@ -363,12 +376,58 @@ class Simulation:
         if self.warmup > 0:
             Wake(self.env, self.warmup, self._mark_warmup, None)
         self.next_sample_at = 0.0
-        run_until(self.env, self.duration, progress)
+        if self.stop_rule is None:
+            run_until(self.env, self.duration, progress)
+        else:
+            self.duration = self._run_to_precision(progress)
+        self.records.stats["duration"] = self.duration
         # simpy stops before the events of the final instant; the sample due then is taken here.
         if abs(self.next_sample_at - self.duration) < 1e-9:
             self._take_sample()
         self._settle()
         return self.records
+
+    def _run_to_precision(self, progress: Callable[[float], None] | None) -> float:
+        """Run in steps of ``check_every`` until the stop rule's interval is narrow enough
+        (or ``max``); returns the time the run stopped. The interval is worked out only when
+        the measured requests have grown by a tenth since the last time, so the checks cost
+        O(requests) in all, whatever the number of steps."""
+        from ..analysis import auto_warmup, precision_now
+
+        rule = self.stop_rule
+        r = self.records.requests
+        checked = 0
+        stop = self.duration
+        self.records.stats["stop"] = {"reached": False, "estimate": None, "half_width": None}
+        step = rule.check_every
+        k = 1
+        while True:
+            until = min(k * step, self.duration)
+            self.env.run(until=until)
+            if progress is not None:
+                progress(until)
+            if until >= self.duration:
+                break
+            k += 1
+            if len(r) < checked * 1.1 or len(r) < 20:
+                continue
+            checked = len(r)
+            start = np.array(r.start, dtype=np.float64)  # copies: the columns keep growing
+            end = np.array(r.end, dtype=np.float64)
+            ok = np.array(r.status, dtype=np.int8) == OK
+            t0 = self.warmup
+            if self.auto_warmup:
+                t0 = auto_warmup(self.records, until, self.sample_every, OK)["warmup"]
+            est = precision_now(rule.metric, start, end, ok, t0, until, rule.confidence)
+            if est is None:
+                continue
+            centre, half, correlated = est
+            self.records.stats["stop"] = {"reached": False, "estimate": centre, "half_width": half}
+            if not correlated and centre != 0 and half <= rule.until_precision * abs(centre):
+                self.records.stats["stop"]["reached"] = True
+                stop = until
+                break
+        return stop
 
     def _settle(self) -> None:
         end = self.duration
@@ -382,6 +441,7 @@ class Simulation:
             events = scaled.get(name, [(0.0, len(svc.instances))])
             workers = svc.instances[0].workers
             stats[name] = {
+                "workers": workers,
                 "busy_time": busy,
                 "worker_time": workers * replica_seconds(events, self.warmup, end),
                 "replica_seconds": replica_seconds(events, 0.0, end),

@@ -27,6 +27,7 @@ _TAGS = frozenset(
     | {"poisson", "closed", "websocket", "polling"}
     | {"crash", "latency", "loss", "partition", "slowdown", "memory_leak"}
     | {"call", "parallel"}
+    | {"stop_rule"}
 )
 
 

@@ -27,6 +27,7 @@ from .patterns import (
     Retry,
     Shed,
 )
+from .run_length import RunLength, UntilPrecision, Warmup, max_duration
 from .websocket import PollingWorkload, WebSocketConfig, WebSocketWorkload, websocket_problems
 
 
@@ -196,8 +197,8 @@ class Scenario(Strict):
 
     name: str = "scenario"
     seed: int = Field(0, ge=0)
-    duration: PosDuration = 60.0
-    warmup: NonNegDuration = 0.0
+    duration: RunLength = 60.0      # seconds, or a stop rule (simsys.spec.run_length)
+    warmup: Warmup = 0.0            # seconds, or "auto" (MSER-5, simsys.analysis)
     sample_every: PosDuration = 1.0
     services: dict[str, Service] = Field(min_length=1)
     links: dict[str, Link] = Field(default_factory=dict)
@@ -220,6 +221,16 @@ class Scenario(Strict):
                 raise ValueError(f"{name!r} cannot be a service name (reserved or empty)")
         return services
 
+    @property
+    def max_duration(self) -> float:
+        """The longest the run may last, seconds (``duration``, or its stop rule's ``max``)."""
+        return max_duration(self.duration)
+
+    @property
+    def stop_rule(self) -> UntilPrecision | None:
+        """``duration: {until_precision: …}``, or None for a fixed duration."""
+        return self.duration if isinstance(self.duration, UntilPrecision) else None
+
     def link(self, source: str, target: str) -> Link:
         """The link used by calls from ``source`` to ``target`` (``client`` for workloads)."""
         key = f"{source}->{target}"
@@ -239,8 +250,12 @@ def semantic_problems(s: Scenario) -> list[tuple[tuple[str | int, ...], str]]:
     out: list[tuple[tuple[str | int, ...], str]] = []
     names = set(s.services)
     known = ", ".join(sorted(names))
-    if s.warmup >= s.duration:
-        out.append((("warmup",), f"expected warmup < duration ({s.duration:g}s), got {s.warmup:g}s"))
+    if s.warmup != "auto" and s.warmup >= s.max_duration:
+        out.append((("warmup",), f"expected warmup < duration ({s.max_duration:g}s), "
+                                 f"got {s.warmup:g}s"))
+    if s.stop_rule is not None and any(w.type in ("websocket", "polling") for w in s.workload):
+        out.append((("duration",), "a run that stops at a precision cannot have websocket or "
+                                   "polling workloads; give a fixed duration"))
     for name, svc in s.services.items():
         seen: set[str] = set()
         for i, call, group in svc.flat_calls():
@@ -316,9 +331,9 @@ def semantic_problems(s: Scenario) -> list[tuple[tuple[str | int, ...], str]]:
                             f"fault name {name!r} is already used by {seen_names[name]}; "
                             "give each fault its own name"))
             seen_names.setdefault(name, where)
-            if fault.at >= s.duration:
+            if fault.at >= s.max_duration:
                 out.append(((*prefix, i, "at"),
-                            f"expected at < duration ({s.duration:g}s), got {fault.at:g}s"))
+                            f"expected at < duration ({s.max_duration:g}s), got {fault.at:g}s"))
     if s.experiment is not None:
         names_in_method = {f.name for f in s.experiment.method if f.name}
         for i, rb in enumerate(s.experiment.rollbacks):
