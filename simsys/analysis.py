@@ -188,17 +188,20 @@ def quantile_sections(x: np.ndarray, percents: list[float], overall: np.ndarray,
     the batches of ``b`` merged until every batch holds ≥ 10 / (1 − p) observations (at least
     10 batches); None when the series is too short for that.
     """
-    out: list[float | None] = []
-    for pct, centre in zip(percents, overall, strict=True):
+    plans: dict[tuple[int, int], list[int]] = {}  # percentiles batched alike: one pass
+    for i, pct in enumerate(percents):
         need = QUANTILE_TAIL_COUNT / max(1.0 - pct / 100.0, 1e-9)
         bq = b
         while bq.size < need and bq.count // 2 >= min(BATCH_COUNTS):
             bq = Batches(bq.count // 2, bq.size * 2, math.nan, bq.correlated)
-        if bq.size < need:
-            out.append(None)
-            continue
-        z = np.percentile(batch_view(x, bq), pct, axis=1)
-        out.append(half_width(z, float(centre), confidence))
+        if bq.size >= need:
+            plans.setdefault((bq.count, bq.size), []).append(i)
+    out: list[float | None] = [None] * len(percents)
+    for (count, size), which in plans.items():
+        view = x[len(x) - count * size:].reshape(count, size)
+        z = np.percentile(view, [percents[i] for i in which], axis=1)
+        for row, i in zip(z, which, strict=True):
+            out[i] = half_width(row, float(overall[i]), confidence)
     return out
 
 
@@ -287,9 +290,11 @@ def latency_intervals(latency: np.ndarray, percents: dict[str, float], overall: 
 def rate_bins(start: np.ndarray, ok: np.ndarray, t0: float, t1: float
               ) -> tuple[np.ndarray, np.ndarray, float]:
     """Requests started (all, ok) in each of 80 equal time bins of [t0, t1), and the bin width."""
-    edges = np.linspace(t0, t1, BATCH_COUNTS[0] + 1)
-    every = np.histogram(start, edges)[0].astype(float)
-    good = np.histogram(start[ok], edges)[0].astype(float)
+    n = BATCH_COUNTS[0]
+    where = ((start - t0) * (n / (t1 - t0))).astype(np.int64)  # equal bins: no search needed
+    np.clip(where, 0, n - 1, out=where)
+    every = np.bincount(where, minlength=n)[:n].astype(float)
+    good = np.bincount(where[ok], minlength=n)[:n].astype(float)
     return every, good, (t1 - t0) / BATCH_COUNTS[0]
 
 
