@@ -40,15 +40,64 @@ QUANTILE_TAIL_COUNT = 10.0
 def t_quantile(confidence: float, df: Any) -> Any:
     """Two-sided Student t quantile: ``P(|T| ≤ q) = confidence`` with ``df`` degrees of freedom.
 
-    Hill's (1970) algorithm 396 (Comm. ACM 13(10)), relative error below 2e-4 (a test compares
-    it with scipy). ``df`` may be an array; ``df < 1`` gives NaN.
+    Hill's (1970) algorithm 396 (Comm. ACM 13(10)) as the start, then Newton steps on the t
+    distribution function (an incomplete beta function by its continued fraction): agrees with
+    scipy's ``stdtrit`` to ~1e-12 (a test compares). ``df`` may be an array; ``df < 1`` gives
+    NaN.
 
     >>> round(float(t_quantile(0.95, 9)), 3)
     2.262
     """
     dfa = np.asarray(df, dtype=float)
-    out = np.vectorize(lambda d: _hill(1.0 - confidence, d), otypes=[float])(dfa)
+    out = np.vectorize(lambda d: _t_refined(confidence, d), otypes=[float])(dfa)
     return out if out.ndim else float(out)
+
+
+def _t_refined(confidence: float, n: float) -> float:
+    q = _hill(1.0 - confidence, n)
+    if math.isnan(q) or n == 1 or n == 2:  # Hill's forms for 1 and 2 are exact
+        return q
+    tail = (1.0 - confidence) / 2.0  # P(T > q)
+    log_norm = math.lgamma((n + 1) / 2) - math.lgamma(n / 2) - 0.5 * math.log(n * math.pi)
+    for _ in range(3):
+        upper = 0.5 * _betainc(n / 2.0, 0.5, n / (n + q * q))
+        density = math.exp(log_norm - (n + 1) / 2.0 * math.log1p(q * q / n))
+        step = (upper - tail) / density
+        q += step
+        if abs(step) <= 1e-14 * q:
+            break
+    return q
+
+
+def _betainc(a: float, b: float, x: float) -> float:
+    """Regularised incomplete beta function I_x(a, b) (continued fraction, Lentz's method)."""
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b)
+                     + a * math.log(x) + b * math.log1p(-x))
+    if x > (a + 1.0) / (a + b + 2.0):
+        return 1.0 - front * _betacf(b, a, 1.0 - x) / b
+    return front * _betacf(a, b, x) / a
+
+
+def _betacf(a: float, b: float, x: float) -> float:
+    tiny = 1e-300
+    c, d = 1.0, 1.0 - (a + b) * x / (a + 1.0)
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 500):
+        for num in (m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
+                    -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))):
+            d = 1.0 + num * d
+            d = 1.0 / (d if abs(d) > tiny else tiny)
+            c = 1.0 + num / c
+            c = c if abs(c) > tiny else tiny
+            h *= d * c
+        if abs(d * c - 1.0) < 1e-16:
+            break
+    return h
 
 
 def _hill(P: float, n: float) -> float:

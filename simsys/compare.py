@@ -117,8 +117,8 @@ def _ok_latencies(result: Result, keep: int) -> np.ndarray:
 
 
 def _t(confidence: float, df: int) -> float:
-    """Two-sided Student t quantile (scipy when installed, else the sweep's approximation)."""
-    from .sweep import t_quantile
+    """Two-sided Student t quantile (simsys.analysis, numpy only)."""
+    from .analysis import t_quantile
 
     return float(t_quantile(confidence, df))
 

@@ -116,6 +116,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .analysis import t_quantile
 from .errors import Problem, ScenarioError
 from .result import flatten
 from .spec.load import apply_overrides, read, validate
@@ -723,55 +724,7 @@ def precise_enough(values: Sequence[Any], precision: float, confidence: float = 
 
 
 # -- statistics -------------------------------------------------------------------------------
-def t_quantile(confidence: float, df: Any) -> Any:
-    """Two-sided Student t quantile: ``P(|T| ≤ q) = confidence`` with ``df`` degrees of freedom.
-
-    scipy's ``stdtrit`` (what ``scipy.stats.t.ppf`` uses; scipy.special imports in a third of
-    the time) when installed; otherwise Hill's (1970) algorithm 396 (relative error < 1e-4).
-    ``df`` may be an array; ``df < 1`` gives NaN.
-
-    >>> round(float(t_quantile(0.95, 9)), 3)
-    2.262
-    """
-    dfa = np.asarray(df, dtype=float)
-    try:
-        from scipy.special import stdtrit
-    except ImportError:
-        out = np.vectorize(lambda d: _hill(1.0 - confidence, d), otypes=[float])(dfa)
-    else:
-        with np.errstate(invalid="ignore"):
-            out = np.asarray(stdtrit(np.where(dfa >= 1, dfa, np.nan), 0.5 + confidence / 2.0))
-    out = np.where(dfa >= 1, out, np.nan)
-    return out if out.ndim else float(out)
-
-
-def _hill(P: float, n: float) -> float:
-    """Hill (1970), Comm. ACM 13(10): the t quantile with two-sided tail probability ``P``."""
-    from statistics import NormalDist
-
-    if not n >= 1:
-        return math.nan
-    if abs(n - 2) < 1e-12:
-        return math.sqrt(2.0 / (P * (2.0 - P)) - 2.0)
-    if abs(n - 1) < 1e-12:
-        return 1.0 / math.tan(P * math.pi / 2.0)
-    a = 1.0 / (n - 0.5)
-    b = 48.0 / (a * a)
-    c = ((20700.0 * a / b - 98.0) * a - 16.0) * a + 96.36
-    d = ((94.5 / (b + c) - 3.0) / b + 1.0) * math.sqrt(a * math.pi / 2.0) * n
-    y = (d * P) ** (2.0 / n)
-    if y > 0.05 + a:
-        x = NormalDist().inv_cdf(0.5 * P)
-        y = x * x
-        if n < 5:
-            c += 0.3 * (n - 4.5) * (x + 0.6)
-        c = (((0.05 * d * x - 5.0) * x - 7.0) * x - 2.0) * x + b + c
-        y = (((((0.4 * y + 6.3) * y + 36.0) * y + 94.5) / c - y - 3.0) / b + 1.0) * x
-        y = math.expm1(a * y * y)
-    else:
-        y = ((1.0 / (((n + 6.0) / (n * y) - 0.089 * d - 0.822) * (n + 2.0) * 3.0)
-              + 0.5 / (n + 4.0)) * y - 1.0) * (n + 1.0) / (n + 2.0) + 1.0 / y
-    return math.sqrt(n * y)
+# t_quantile lives in simsys.analysis (numpy only), shared with single-run intervals.
 
 
 # -- the result -------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Means and confidence intervals for sweep tables and plots (numpy only; scipy if present)."""
+"""Means and confidence intervals for sweep tables and plots (numpy only)."""
 
 from __future__ import annotations
 
@@ -6,30 +6,16 @@ import math
 
 import numpy as np
 
-# Two-sided 95 % Student t quantiles by degrees of freedom, used when scipy is not installed.
-_T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
-        9: 2.262, 10: 2.228, 11: 2.201, 12: 2.179, 13: 2.160, 14: 2.145, 15: 2.131, 16: 2.120,
-        17: 2.110, 18: 2.101, 19: 2.093, 20: 2.086, 25: 2.060, 30: 2.042, 40: 2.021, 60: 2.000,
-        120: 1.980}
-
 
 def t_quantile(df: int, level: float = 0.95) -> float:
-    """Two-sided Student t quantile for ``df`` degrees of freedom.
+    """Two-sided Student t quantile for ``df`` degrees of freedom (simsys.analysis's, numpy only).
 
     >>> round(t_quantile(9), 3)
     2.262
     """
-    try:
-        from scipy import stats
+    from ..analysis import t_quantile as quantile
 
-        return float(stats.t.ppf(0.5 + level / 2, df))
-    except ImportError:
-        if level != 0.95:
-            raise
-        for k in sorted(_T95):
-            if df <= k:
-                return _T95[k]
-        return 1.96
+    return float(quantile(level, df))
 
 
 def mean_ci(values: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
