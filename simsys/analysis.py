@@ -7,7 +7,7 @@ costs milliseconds and a run's figures do not depend on what else is installed):
   standard error of the mean of what is kept, searched in the first half of the series and
   bounded by the series' first crossing of its mean (see there why).
 - :func:`batch_means` — non-overlapping batch means with the batch count chosen so the lag-1
-  autocorrelation of the batch means is small (40, 20 or 10 batches; the largest count
+  autocorrelation of the batch means is small (20 or 10 batches; the largest count
   whose lag-1 autocorrelation is ≤ :data:`MAX_LAG1`, else 10 batches, flagged ``correlated``).
 - :func:`quantile_sections` — intervals for percentiles by sectioning (Asmussen & Glynn 2007,
   III.5a; Nakayama 2014): the quantile of the whole series is the centre, the spread of the
@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-BATCH_COUNTS = (40, 20, 10)  # tried largest first; each is the one before merged in pairs
+BATCH_COUNTS = (20, 10)      # tried largest first; each is the one before merged in pairs
 MAX_LAG1 = 0.1               # batch means with a larger lag-1 autocorrelation are correlated
 MSER_BATCH = 5                   # MSER-5: the series is first averaged in batches of five
 # Observations per batch a percentile needs to be estimated in every batch: p99 → 1000 per batch.
@@ -244,7 +244,7 @@ def batch_means(x: np.ndarray, confidence: float = 0.95,
 
     >>> rng = np.random.default_rng(1)
     >>> m, h, b = batch_means(rng.normal(5.0, 1.0, 10_000))
-    >>> abs(m - 5.0) < h, b.count in (10, 20, 40)
+    >>> abs(m - 5.0) < h, b.count in (10, 20)
     (True, True)
     """
     x = np.asarray(x, dtype=float)
@@ -365,7 +365,7 @@ def latency_intervals(latency: np.ndarray, percents: dict[str, float], overall: 
 
 def rate_bins(start: np.ndarray, ok: np.ndarray, t0: float, t1: float
               ) -> tuple[np.ndarray, np.ndarray, float]:
-    """Requests started (all, ok) in each of 40 equal time bins of [t0, t1), and the bin width."""
+    """Requests started (all, ok) in each of 20 equal time bins of [t0, t1), and the bin width."""
     n = BATCH_COUNTS[0]
     where = ((start - t0) * (n / (t1 - t0))).astype(np.int64)  # equal bins: no search needed
     np.clip(where, 0, n - 1, out=where)
@@ -383,7 +383,7 @@ def throughput_batches(good: np.ndarray, width: float, confidence: float = 0.95
 
 def rate_intervals(start: np.ndarray, ok: np.ndarray, t0: float, t1: float,
                    confidence: float = 0.95) -> dict[str, Any]:
-    """Throughput (ok requests per second) and error rate (not ok / all) intervals from 40 time
+    """Throughput (ok requests per second) and error rate (not ok / all) intervals from 20 time
     bins of the measured window [t0, t1), merged into batches; requests by start time."""
     out: dict[str, Any] = {"throughput": None, "error_rate": None, "time_batches": None}
     if t1 <= t0 or not len(start):
@@ -585,4 +585,49 @@ def run_checks(records: Any, G: Any, t0: float, t1: float, start: np.ndarray, en
         k = records.services.index(name)
         sums = np.histogram(arr, edges, weights=stay)[0]
         out["little"][name] = little_check(per[sa:sb, k], sums, step, confidence)
+    return out
+
+
+# -- in words ---------------------------------------------------------------------------------
+def describe(s: dict[str, Any]) -> list[str]:
+    """Plain-text lines on a summary's output analysis (for the CLI table and the report):
+    the intervals, the automatic warm-up, the stop rule, Little's law when it disagrees."""
+    out: list[str] = []
+    iv = s.get("intervals") or {}
+    lat = iv.get("latency") or {}
+
+    def span(v: list[float] | None, scale: float, unit: str) -> str:
+        return "-" if v is None else f"{v[0] * scale:.4g}–{v[1] * scale:.4g}{unit}"
+
+    if lat.get("batches"):
+        parts = [f"{k} {span(lat.get(k), 1e3, ' ms')}" for k in ("mean", "p50", "p99")
+                 if lat.get(k) is not None]
+        parts.append(f"throughput {span(iv.get('throughput'), 1.0, ' req/s')}")
+        parts.append(f"error rate {span(iv.get('error_rate'), 100.0, '%')}")
+        note = (f"{lat['batches']} batches of {lat['batch_size']}, lag-1 {lat['lag1']:.2f}"
+                if lat.get("lag1") is not None else f"{lat['batches']} batches")
+        if lat.get("correlated"):
+            note += ", still correlated: run longer"
+        out.append(f"{iv.get('confidence', 0.95):.0%} intervals ({note}): " + "; ".join(parts))
+    auto = s.get("warmup_auto")
+    if auto:
+        line = (f"warm-up auto (MSER-5): {auto['warmup']:.4g} s left out (latency cut "
+                f"{auto['latency_cut']:.4g} s, queue cut {auto['queue_cut']:.4g} s)")
+        if auto.get("at_limit"):
+            line += "; a series never settled: run longer"
+        out.append(line)
+    stop = s.get("stop")
+    if stop:
+        rel = (stop["half_width"] / abs(stop["estimate"])
+               if stop.get("half_width") is not None and stop.get("estimate") else None)
+        how = f"±{rel:.2%}" if rel is not None else "no interval yet"
+        verdict = ("stopped at" if stop["reached"] else "not precise enough by max,")
+        out.append(f"{verdict} {stop['stopped_at']:.6g} s: {stop['metric']} {how} at "
+                   f"{stop['confidence']:.0%} (target ±{stop['until_precision']:.2%})")
+    little = s.get("little") or {}
+    bad = {k: v for k, v in (little.get("services") or {}).items() if not v["agree"]}
+    if bad:
+        out.append("Little's law L = λW does not hold within the intervals (run too short, or a "
+                   "model error): " + "; ".join(
+                       f"{k} L {v['L']:.4g} vs λW {v['lambda_W']:.4g}" for k, v in bad.items()))
     return out

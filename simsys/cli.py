@@ -355,7 +355,7 @@ def format_summary(s: dict[str, Any], wall_time: float | None = None) -> str:
     duration, warmup = s.get("duration", 0.0), s.get("warmup", 0.0)
     head = f"{s.get('name', 'scenario')}  seed {s.get('seed')}  {_secs(duration)} simulated"
     if warmup:
-        head += f", first {_secs(warmup)} left out (warmup)"
+        head += f", first {_secs(warmup)} left out (warmup{', auto' if s.get('warmup_auto') else ''})"
     if wall_time:
         head += f"  [{wall_time:.2f} s wall]"
     req = s["requests"]
@@ -371,6 +371,9 @@ def format_summary(s: dict[str, Any], wall_time: float | None = None) -> str:
     lat = s["latency"]
     keys = [k for k in ("mean", "p50", "p90", "p95", "p99", "p999", "max") if k in lat]
     lines += _table(keys, [[_ms(lat[k]) for k in keys]])
+    from .analysis import describe  # intervals, warm-up, stop rule, Little's law
+
+    lines += ["", *describe(s)] if describe(s) else []
     inc = s["incidents"]
     lines += [
         "",

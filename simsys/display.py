@@ -264,7 +264,8 @@ def summary_html(result: Any, detail: bool = False) -> str:
              f'<span style="{_MUTED}">seed {_e(s.get("seed", DASH))} · '
              f'{fmt_duration(s.get("duration"))} simulated')
     if s.get("warmup"):
-        title += f', first {fmt_duration(s["warmup"])} left out (warm-up)'
+        title += (f', first {fmt_duration(s["warmup"])} left out (warm-up'
+                  + (", auto" if s.get("warmup_auto") else "") + ")")
     wall = getattr(result, "wall_time", None)
     if wall:
         title += f" · {wall:.2f} s wall time"

@@ -226,6 +226,7 @@ class SavedRun:
         self.seed = summary.get("seed")
         self.duration = float(summary.get("duration") or (scenario or {}).get("duration") or 0.0)
         self.warmup = float(summary.get("warmup") or 0.0)
+        self.warmup_auto = summary.get("warmup_auto")  # None unless warmup: auto
         self.wall_time = None
 
     def summary(self) -> dict[str, Any]:

@@ -240,6 +240,7 @@ def _run_page(d: Path) -> str:
     subtitle = (f"Run of <b>{_e(s.get('name', 'scenario'))}</b> · seed {_e(s.get('seed'))} · "
                 f"{fmt_duration(s.get('duration'))} simulated"
                 + (f", warm-up {fmt_duration(s.get('warmup'))}" if s.get("warmup") else "")
+                + (" (auto, MSER-5)" if s.get("warmup_auto") else "")
                 + f" · from <code>{_e(d.resolve())}</code>")
     return _page(f"simsys report — {s.get('name', 'run')}", subtitle, sections)
 

@@ -124,7 +124,7 @@ def test_warmup_auto_removes_the_empty_start_bias_at_rho_09():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("workers, rho, duration", [
-    (1, 0.5, 4000.0), (1, 0.9, 20_000.0), (3, 0.5, 1400.0), (3, 0.9, 6000.0),
+    (1, 0.5, 4000.0), (1, 0.9, 44_000.0), (3, 0.5, 1400.0), (3, 0.9, 15_000.0),
 ])
 def test_batch_means_coverage(workers, rho, duration):
     """200 runs: the 95% batch-means interval of the mean sojourn holds the M/M/c value in at
@@ -200,7 +200,7 @@ def test_summary_intervals_hold_the_point_figures():
     assert lo <= s["throughput"] <= hi
     for name, (lo, hi) in iv["utilization"].items():
         assert lo <= s["services"][name]["utilization"] <= hi, name
-    assert iv["latency"]["batches"] in (10, 20, 40)
+    assert iv["latency"]["batches"] in (10, 20)
     assert s["warmup"] == 60.0 and s["warmup_auto"] is None and s["stop"] is None
 
 

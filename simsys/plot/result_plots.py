@@ -53,7 +53,7 @@ def _time_axis(ax: Axes, result: Any) -> float:
 
 def _backdrop(ax: Axes, result: Any, scale: float) -> None:
     """Warm-up and incidents behind the data of an over-time plot."""
-    st.shade_warmup(ax, result.warmup, scale)
+    st.shade_warmup(ax, result.warmup, scale, getattr(result, "warmup_auto", None) is not None)
     st.shade_incidents(ax, result.incidents, result.duration, scale)
 
 
@@ -522,7 +522,7 @@ def incident_timeline(result: Any, ax: Axes | None = None, only_failed: bool | N
         _title(ax, "Incidents per instance", result,
                f"{len(inc)} failure(s); bars run from failure through detection to recovery")
         scale = _time_axis(ax, result)
-        st.shade_warmup(ax, result.warmup, scale)
+        st.shade_warmup(ax, result.warmup, scale, getattr(result, "warmup_auto", None) is not None)
         ypos = {r: k for k, r in enumerate(rows)}
         height = 0.6
         end = result.duration

@@ -149,10 +149,11 @@ def window_edges(t0: float, t1: float, window: float) -> np.ndarray:
     return t0 + window * np.arange(n + 1)
 
 
-def shade_warmup(ax: Axes, warmup: float, scale: float) -> None:
+def shade_warmup(ax: Axes, warmup: float, scale: float, auto: bool = False) -> None:
     if warmup > 0:
         ax.axvspan(0, warmup / scale, color=WARMUP_COLOUR, alpha=0.6, lw=0, zorder=0,
-                   label="warm-up (not in summary)")
+                   label="warm-up, MSER-5 (not in summary)" if auto
+                   else "warm-up (not in summary)")
 
 
 def shade_incidents(ax: Axes, incidents: Any, end: float, scale: float,
