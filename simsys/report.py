@@ -208,7 +208,10 @@ def _run_page(d: Path) -> str:
     sections: list[tuple[str, str, str]] = []
     if run.journal:
         sections.append(("experiment", "Experiment", journal_html(run.journal)))
-    sections.append(("summary", "Summary", _box(summary_html(s, detail=True))))
+    from .analysis import describe  # intervals, automatic warm-up, stop rule, Little's law
+
+    notes = "".join(f"<p>{_e(line)}</p>" for line in describe(s))
+    sections.append(("summary", "Summary", _box(summary_html(s, detail=True) + notes)))
 
     figures = []
     for name in plots_for(run):
@@ -239,7 +242,8 @@ def _run_page(d: Path) -> str:
     sections.append(("files", "Files", _files_html(d)))
     subtitle = (f"Run of <b>{_e(s.get('name', 'scenario'))}</b> · seed {_e(s.get('seed'))} · "
                 f"{fmt_duration(s.get('duration'))} simulated"
-                + (f", warm-up {fmt_duration(s.get('warmup'))}" if s.get("warmup") else "")
+                + (f", warm-up {fmt_duration(s.get('warmup'))}"
+                   if s.get("warmup") or s.get("warmup_auto") else "")
                 + (" (auto, MSER-5)" if s.get("warmup_auto") else "")
                 + f" · from <code>{_e(d.resolve())}</code>")
     return _page(f"simsys report — {s.get('name', 'run')}", subtitle, sections)

@@ -224,3 +224,13 @@ def test_bad_stop_rules_name_the_field():
             simsys.load(mm1(0.5, duration=bad))
     with pytest.raises(simsys.ScenarioError, match="warmup"):
         simsys.load(mm1(0.5, warmup="sometimes"))
+
+
+def test_websocket_workloads_need_a_fixed_run():
+    spec = {"services": {"chat": {"websocket": {"max_connections": 100}}},
+            "workload": [{"type": "websocket", "target": "chat", "clients": 10}]}
+    simsys.load(spec)
+    with pytest.raises(simsys.ScenarioError, match="warmup"):
+        simsys.load({**spec, "warmup": "auto"})
+    with pytest.raises(simsys.ScenarioError, match="duration"):
+        simsys.load({**spec, "duration": {"until_precision": "5%"}})

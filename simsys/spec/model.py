@@ -253,9 +253,14 @@ def semantic_problems(s: Scenario) -> list[tuple[tuple[str | int, ...], str]]:
     if s.warmup != "auto" and s.warmup >= s.max_duration:
         out.append((("warmup",), f"expected warmup < duration ({s.max_duration:g}s), "
                                  f"got {s.warmup:g}s"))
-    if s.stop_rule is not None and any(w.type in ("websocket", "polling") for w in s.workload):
-        out.append((("duration",), "a run that stops at a precision cannot have websocket or "
-                                   "polling workloads; give a fixed duration"))
+    if any(w.type in ("websocket", "polling") for w in s.workload):
+        # their integrals are split at a warm-up known before the run
+        if s.stop_rule is not None:
+            out.append((("duration",), "a run that stops at a precision cannot have websocket "
+                                       "or polling workloads; give a fixed duration"))
+        if s.warmup == "auto":
+            out.append((("warmup",), "warmup: auto cannot be used with websocket or polling "
+                                     "workloads; give a fixed warm-up"))
     for name, svc in s.services.items():
         seen: set[str] = set()
         for i, call, group in svc.flat_calls():
