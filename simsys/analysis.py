@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from statistics import NormalDist
 from typing import Any
 
@@ -50,10 +51,12 @@ def t_quantile(confidence: float, df: Any) -> Any:
     2.262
     """
     dfa = np.asarray(df, dtype=float)
-    out = np.vectorize(lambda d: _t_refined(confidence, d), otypes=[float])(dfa)
-    return out if out.ndim else float(out)
+    if not dfa.ndim:
+        return _t_refined(float(confidence), float(dfa))
+    return np.vectorize(lambda d: _t_refined(confidence, d), otypes=[float])(dfa)
 
 
+@lru_cache(maxsize=1024)  # summaries ask for the same few (confidence, df) pairs every run
 def _t_refined(confidence: float, n: float) -> float:
     q = _hill(1.0 - confidence, n)
     if math.isnan(q) or n == 1 or n == 2:  # Hill's forms for 1 and 2 are exact
