@@ -572,7 +572,7 @@ def run_checks(records: Any, G: Any, t0: float, t1: float, start: np.ndarray, en
     if sb - sa != b - a:  # the two sample grids differ (should not happen): no check
         return out
     spans = records.spans
-    if spans is not None and len(spans):
+    if spans is not None and len(spans.rid):
         arrived = np.frombuffer(spans.arrived, dtype=np.float64)
         stay = np.frombuffer(spans.ended, dtype=np.float64) - arrived
         svc = np.asarray(spans.service, dtype=np.int64)

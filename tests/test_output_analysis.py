@@ -18,6 +18,7 @@ from simsys.analysis import (
     batch_means,
     choose_batches,
     first_crossing,
+    little_check,
     mser,
     quantile_sections,
     t_quantile,
@@ -185,8 +186,24 @@ def test_littles_law_check_agrees_and_catches_a_wrong_side():
     assert little["agree"] and s["agree"]
     lo, hi = s["L_interval"]
     assert lo <= 0.7 / 0.3 <= hi  # L = ρ/(1−ρ) for M/M/1
-    # negative control: λ·(mean service time) instead of λW is outside L's interval
-    assert not lo <= 0.7 * 1.0 <= hi
+    # negative control: the queue alone (Lq = ρ²/(1−ρ)), a plausible mix-up, is outside it
+    assert not lo <= 0.7 ** 2 / 0.3 <= hi
+    # with trace: true every service is checked from its spans, here a call chain
+    chain = mm1(0.7, duration=2000.0, warmup=200.0)
+    chain["services"]["s"]["calls"] = ["t"]
+    chain["services"]["t"] = {"service_time": {"dist": "exponential", "mean": 0.2}}
+    chain["links"] = {"default": {"latency": 0.05}}
+    chain["trace"] = True
+    little = simsys.run(chain, seed=3).summary()["little"]
+    assert set(little["services"]) == {"s", "t"} and little["agree"]
+
+
+def test_littles_law_check_flags_sides_that_disagree():
+    rng = np.random.default_rng(2)
+    step = np.ones(400)
+    in_system = rng.poisson(5.0, 400).astype(float)
+    assert little_check(in_system, rng.gamma(5.0, 1.0, 400), step)["agree"]
+    assert not little_check(in_system, rng.gamma(7.0, 1.0, 400), step)["agree"]
 
 
 def test_summary_intervals_hold_the_point_figures():
