@@ -90,8 +90,8 @@ def test_negative_count_through_run(tmp_path):
 
 def test_missing_target_service(tmp_path):
     lines = check(tmp_path, edit("target: gateway", "target: gatewy"))
-    assert lines == ["s.yaml:11:41: workload[0].target: unknown service 'gatewy'; "
-                     "services are: db, gateway"]
+    assert lines == ["s.yaml:11:41: workload[0].target: unknown service 'gatewy' "
+                     "(did you mean 'gateway'?); services are: db, gateway"]
 
 
 def test_call_to_missing_service(tmp_path):
@@ -144,7 +144,7 @@ def test_yaml_but_not_a_mapping(tmp_path):
 def test_binary_file(tmp_path):
     (tmp_path / "s.yaml").write_bytes(b"\x00\xff\xfe\x00")
     r = CliRunner().invoke(cli, ["validate", "s.yaml"])
-    assert r.exit_code == 2 and r.stderr == "s.yaml: not a text file (expected YAML)\n"
+    assert r.exit_code == 2 and r.stderr == "s.yaml: not a text file (expected UTF-8 YAML)\n"
 
 
 def test_missing_file(tmp_path):
