@@ -324,11 +324,16 @@ def validate(
             if err["type"] == "union_tag_invalid":  # point at the tag itself: workload[1].type
                 loc = (*loc, str((err.get("ctx") or {}).get("discriminator", "type")).strip("'"))
             message = _describe(err)
+            if err["type"] == "extra_forbidden" and loc:
+                message += did_you_mean(loc[-1], _key_vocabulary())
             if (loc, message) in seen:
                 continue
             seen.add((loc, message))
             line, col = _position(loc, err["type"], positions)
             problems.append(Problem(_dotted(loc), message, source, line, col))
+        known = {p.path for p in problems}
+        problems += [_locate(loc, msg, source, positions) for loc, msg in _unknown_names(data)
+                     if _dotted(loc) not in known]
         raise ScenarioError(problems) from None
     problems = [_locate(loc, msg, source, positions) for loc, msg in semantic_problems(scenario)]
     if problems:
@@ -361,6 +366,56 @@ def _too_long(data: Mapping[str, Any], source: str | None, positions: Positions)
         stack.extend(((*loc, key), value) for key, value in children
                      if isinstance(value, Mapping | list))
     return problems
+
+
+def _key_vocabulary() -> list[str]:
+    """Every key some part of a scenario accepts, for "did you mean" on an unknown key."""
+    from pydantic import BaseModel
+
+    words: set[str] = set()
+    todo: list[type] = [BaseModel]
+    while todo:
+        cls = todo.pop()
+        todo.extend(cls.__subclasses__())
+        if cls.__module__.startswith("simsys.spec"):
+            for name, field in getattr(cls, "model_fields", {}).items():
+                words.add(field.alias or name)
+    return sorted(words)
+
+
+def _unknown_names(data: Mapping[str, Any]) -> list[tuple[Loc, str]]:
+    """Calls and workload targets naming no service, found in the raw data, so that a file with
+    schema errors gets its reference errors in the same report (the full check, on the
+    validated scenario, is :func:`~simsys.spec.model.semantic_problems`)."""
+    services = data.get("services")
+    if not isinstance(services, Mapping) or "app" in data:
+        return []
+    names = [n for n in services if isinstance(n, str)]
+
+    def unknown(name: Any) -> str | None:
+        if not isinstance(name, str) or name in services:
+            return None
+        return (f"unknown service {name!r}{did_you_mean(name, names)}; services are: "
+                + ", ".join(sorted(names)))
+
+    out = []
+    for svc, body in services.items():
+        calls = body.get("calls") if isinstance(body, Mapping) else None
+        for i, call in enumerate(calls if isinstance(calls, list) else []):
+            members = call.get("parallel") if isinstance(call, Mapping) else None
+            steps = [((i, "parallel", j), m) for j, m in enumerate(members)] \
+                if isinstance(members, list) else [((i,), call)]
+            for where, step in steps:
+                target = step.get("service") if isinstance(step, Mapping) else step
+                message = unknown(target)
+                if message:
+                    out.append((("services", svc, "calls", *where), "calls " + message))
+    workload = data.get("workload")
+    for i, w in enumerate(workload if isinstance(workload, list) else []):
+        message = unknown(w.get("target")) if isinstance(w, Mapping) else None
+        if message:
+            out.append((("workload", i, "target"), message))
+    return out
 
 
 def parse_override(text: str) -> tuple[list[str | int], Any]:
