@@ -237,8 +237,11 @@ class _LazyBar:
 @click.option("--fail-on-deviation", is_flag=True,
               help="Exit 3 when the scenario's experiment deviates from its steady state "
                    "(as `chaos run` does), so an experiment can gate a pipeline.")
+@click.option("--max-events", type=click.FloatRange(min=1), default=None, metavar="N",
+              help="Work budget: refuse a run estimated to take more simulated events "
+                   "(default 2e9, about an hour on a 2-core laptop; 'inf' for no limit).")
 def run(scenario: str, seed: int | None, overrides: tuple[str, ...], out_dir: str | None,
-        as_json: bool, quiet: bool, fail_on_deviation: bool) -> None:
+        as_json: bool, quiet: bool, fail_on_deviation: bool, max_events: float | None) -> None:
     """Run one scenario and print its summary.
 
     The summary covers requests after the warmup: counts by status, latency percentiles
@@ -270,7 +273,7 @@ def run(scenario: str, seed: int | None, overrides: tuple[str, ...], out_dir: st
     if not quiet and sys.stderr.isatty():
         bar = progress = _LazyBar(spec.max_duration, spec.name)
     try:
-        result = simulate(spec, seed=seed, progress=progress)
+        result = simulate(spec, seed=seed, progress=progress, max_events=max_events)
     except ScenarioError as exc:  # found while running (a loop that cannot advance): name the file
         raise ScenarioError([p if p.source else replace(p, source=scenario)
                              for p in exc.problems]) from None

@@ -59,3 +59,17 @@ class VerdictError(SimsysError):
 
     The command line exits with status 3 for it: 1 is an internal error, 2 bad input.
     """
+
+
+def did_you_mean(word: object, choices: object) -> str:
+    """``" (did you mean 'catalog'?)"`` when one of ``choices`` is close to ``word``, else ``""``.
+
+    For messages about an unknown name: a typo gets its correction, anything else nothing.
+    """
+    import difflib
+
+    if not isinstance(word, str):
+        return ""
+    names = [c for c in choices if isinstance(c, str)]  # type: ignore[attr-defined]
+    close = difflib.get_close_matches(word, names, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""

@@ -299,12 +299,13 @@ def load_run(directory: str | Path) -> SavedRun:
     for fname in ("scenario.yaml", "scenario.json"):
         path = out / fname
         if path.is_file():
-            if fname.endswith(".json"):
-                scenario = json.loads(path.read_text(encoding="utf-8"))
-            else:
-                from ruamel.yaml import YAML
+            from .spec.load import read_text, read_yaml
 
-                scenario = YAML(typ="safe", pure=True).load(path.read_text(encoding="utf-8"))
+            text = read_text(path, "the run's scenario")  # bounded: size, aliases, nesting
+            if fname.endswith(".json"):
+                scenario = json.loads(text)
+            else:
+                scenario, _ = read_yaml(text, str(path))
             break
     journal = None
     if (out / "journal.json").is_file():

@@ -9,6 +9,7 @@ from typing import Any
 
 import networkx as nx
 
+from . import budget
 from .result import Result
 from .sim.simulation import Simulation
 from .spec.load import load
@@ -24,6 +25,7 @@ def run(
     *,
     overrides: Mapping[str, Any] | Iterable[str] | None = None,
     progress: Progress = None,
+    max_events: float | None = None,
 ) -> Result:
     """Simulate a scenario and return its :class:`~simsys.result.Result`.
 
@@ -39,6 +41,10 @@ def run(
     progress
         ``True`` shows a progress bar in simulated seconds (notebook-aware); a callable gets the
         simulated time at each step.
+    max_events
+        The work budget: a run whose estimated simulated events exceed it is refused before it
+        starts (:func:`simsys.budget.check`; default about an hour on a 2-core laptop,
+        ``math.inf`` for no limit).
 
     Examples
     --------
@@ -53,6 +59,7 @@ def run(
         G = spec
     else:
         G = build_graph(load(spec, overrides))
+    budget.check(G, max_events)
     sim = Simulation(G, seed)
     bar = None
     callback: Callable[[float], None] | None

@@ -57,7 +57,7 @@ def test_the_good_file_is_good(tmp_path):
 
 def test_unknown_key(tmp_path):
     lines = check(tmp_path, edit("    workers: 4\n", "    workers: 4\n    wrokers: 8\n"))
-    assert lines == ["s.yaml:6:5: services.gateway.wrokers: unknown key"]
+    assert lines == ["s.yaml:6:5: services.gateway.wrokers: unknown key (did you mean 'workers'?)"]
 
 
 def test_wrong_type(tmp_path):
@@ -90,8 +90,8 @@ def test_negative_count_through_run(tmp_path):
 
 def test_missing_target_service(tmp_path):
     lines = check(tmp_path, edit("target: gateway", "target: gatewy"))
-    assert lines == ["s.yaml:11:41: workload[0].target: unknown service 'gatewy'; "
-                     "services are: db, gateway"]
+    assert lines == ["s.yaml:11:41: workload[0].target: unknown service 'gatewy' "
+                     "(did you mean 'gateway'?); services are: db, gateway"]
 
 
 def test_call_to_missing_service(tmp_path):
@@ -144,7 +144,7 @@ def test_yaml_but_not_a_mapping(tmp_path):
 def test_binary_file(tmp_path):
     (tmp_path / "s.yaml").write_bytes(b"\x00\xff\xfe\x00")
     r = CliRunner().invoke(cli, ["validate", "s.yaml"])
-    assert r.exit_code == 2 and r.stderr == "s.yaml: not a text file (expected YAML)\n"
+    assert r.exit_code == 2 and r.stderr == "s.yaml: not a text file (expected UTF-8 YAML)\n"
 
 
 def test_missing_file(tmp_path):
@@ -215,7 +215,7 @@ def test_set_bad_value_names_the_override(tmp_path):
 
 def test_set_unknown_key(tmp_path):
     lines = check(tmp_path, GOOD, "--set", "services.gateway.wrokers=3")
-    assert lines == ["--set: services.gateway.wrokers: unknown key"]
+    assert lines == ["--set: services.gateway.wrokers: unknown key (did you mean 'workers'?)"]
 
 
 def test_set_unknown_top_level_key(tmp_path):
@@ -292,3 +292,24 @@ def test_websocket_clients_who_would_spin_in_zero_time_are_a_clear_error(tmp_pat
                                "clients are refused in no time and try again with no wait")
     (tmp_path / "s.yaml").write_text(text.replace("initial: 0,", "initial: 100ms,"))
     assert CliRunner().invoke(cli, ["run", str(tmp_path / "s.yaml")]).exit_code == 0
+
+
+def test_reference_errors_come_with_the_schema_errors(tmp_path):
+    # one report holds both kinds: before, the call to 'dbb' was reported only once the
+    # worker count was fixed
+    text = GOOD.replace("workers: 4", "workers: four").replace("calls: [db]", "calls: [dbb]")
+    lines = check(tmp_path, text)
+    assert lines == [
+        "s.yaml:5:14: services.gateway.workers: expected a whole number, got 'four'",
+        "s.yaml:7:13: services.gateway.calls[0]: calls unknown service 'dbb' "
+        "(did you mean 'db'?); services are: db, gateway",
+    ]
+    fixed = check(tmp_path, text.replace("workers: four", "workers: 4"))
+    assert fixed == lines[1:]  # the same words whichever check finds it
+
+
+def test_unknown_keys_get_the_closest_known_key(tmp_path):
+    lines = check(tmp_path, GOOD.replace("workers: 4", "wrkers: 4").replace(
+        "service_time: 2ms", "service_time: 2ms\n    zzzz: 1"))
+    assert lines == ["s.yaml:5:5: services.gateway.wrkers: unknown key (did you mean 'workers'?)",
+                     "s.yaml:10:5: services.db.zzzz: unknown key"]

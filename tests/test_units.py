@@ -8,6 +8,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from simsys.spec.limits import MAX_DURATION, MAX_RATE, MAX_SIZE
 from simsys.spec.units import (
     DURATION_UNITS,
     format_duration,
@@ -131,7 +132,7 @@ def test_integers_beyond_float_range_raise_value_error(parse):
 finite = dict(allow_nan=False, allow_infinity=False)
 
 
-@given(st.floats(min_value=-1e9, max_value=1e9, **finite))
+@given(st.floats(min_value=-0.99 * MAX_DURATION, max_value=0.99 * MAX_DURATION, **finite))
 @example(0.0)
 @example(59.99999)
 @example(1e-12)
@@ -144,16 +145,25 @@ def test_format_duration_round_trips(seconds):
        st.sampled_from(sorted(DURATION_UNITS)), st.sampled_from(["", " "]))
 def test_written_durations_parse(number, unit, space):
     text = f"{number!r}{space}{unit}"
-    assert parse_duration(text) == pytest.approx(number * DURATION_UNITS[unit], rel=1e-12)
+    seconds = number * DURATION_UNITS[unit]
+    if seconds > MAX_DURATION:  # bounded: the message names the bound
+        with pytest.raises(ValueError, match=r"of at most 1e\+09 s"):
+            parse_duration(text)
+    else:
+        assert parse_duration(text) == pytest.approx(seconds, rel=1e-12)
 
 
 @given(st.floats(min_value=0, max_value=1e12, **finite), st.sampled_from(sorted(DURATION_UNITS)))
 def test_written_rates_parse(number, unit):
-    assert parse_rate(f"{number!r}/{unit}") == pytest.approx(number / DURATION_UNITS[unit],
-                                                             rel=1e-12)
+    per_second = number / DURATION_UNITS[unit]
+    if per_second > MAX_RATE:
+        with pytest.raises(ValueError, match=r"of at most 1e\+07 per s"):
+            parse_rate(f"{number!r}/{unit}")
+    else:
+        assert parse_rate(f"{number!r}/{unit}") == pytest.approx(per_second, rel=1e-12)
 
 
-@given(st.integers(min_value=0, max_value=2**53))
+@given(st.integers(min_value=0, max_value=int(0.99 * MAX_SIZE)))
 @example(1023)
 @example(1024)
 @example(1_048_575)

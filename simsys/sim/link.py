@@ -20,6 +20,11 @@ from .service import Job
 if TYPE_CHECKING:
     from .service import Instance, Service
 
+# Zero-latency answers passed up by direct calls before one is scheduled as an event instead.
+# Ordinary call graphs are far shallower, so their results do not change; a 2,000-service
+# chain runs without exhausting Python's stack.
+MAX_DIRECT_ANSWERS = 40
+
 
 class Link:
     """One call edge. ``target`` receives requests; ``back(job)`` receives responses."""
@@ -27,7 +32,7 @@ class Link:
     __slots__ = ("env", "source", "target", "probability", "coin", "latency", "zero", "loss",
                  "lost", "back", "_deliver_cb", "_back_cb", "drop_status", "drop_cause",
                  "base_latency", "base_zero", "base_loss", "base_lost", "faults", "discovery",
-                 "view", "view_expires_at", "lookup", "key", "entry")
+                 "view", "view_expires_at", "lookup", "key", "entry", "depth")
 
     def __init__(self, env: simpy.Environment, source: str, target: Service, *,
                  probability: float, coin: Callable[[], float] | None,
@@ -60,6 +65,9 @@ class Link:
         # The component a visit over this link enters the target at (services deployed from
         # an app run a program per entry component; None elsewhere).
         self.entry: str | None = None
+        # Answers over zero-latency links are passed back up by direct calls, one stack frame
+        # set per hop; all links of a simulation count those frames in one shared cell.
+        self.depth: list[int] = env.__dict__.setdefault("simsys_answer_depth", [0])
 
     def call(self, job: Job) -> None:
         """Call step: one visit to the target, answered straight to the caller."""
@@ -105,10 +113,16 @@ class Link:
         if self.loss and self.lost() < self.loss:  # type: ignore[misc]
             self._drop(job)
             return
-        if self.zero:
-            self.back(job)
-        else:
+        if not self.zero:
             Wake(self.env, self.latency(), self._back_cb, job)
+            return
+        depth = self.depth
+        if depth[0] < MAX_DIRECT_ANSWERS:
+            depth[0] += 1
+            self.back(job)
+            depth[0] -= 1
+        else:  # a deep chain answering at one instant: go on from the event loop, not the stack
+            Wake(self.env, 0.0, self._back_cb, job)
 
     def _on_back(self, ev: Any) -> None:
         self.back(ev.arg)

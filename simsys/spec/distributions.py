@@ -20,6 +20,8 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from .limits import MAX_VALUES
+from .model_base import number_fields
 from .units import parse_duration
 
 BATCH = 4096
@@ -49,6 +51,33 @@ def batched(draw: Callable[[int], np.ndarray]) -> Callable[[], float]:
 
 class _Dist(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        number_fields(cls)
+
+    @model_validator(mode="after")
+    def _representable(self) -> _Dist:
+        """Refuse parameters whose mean cannot be represented or whose draws overflow (a
+        lognormal with ``sd: 1e300``, a Pareto tail index of ``1e-300``): the run would finish
+        with no completed request and a meaningless utilisation."""
+        if getattr(self, "dist", None) == "scaled":
+            return self
+        try:
+            mean, variance = self.mean, self.variance
+        except (OverflowError, ZeroDivisionError):
+            mean = variance = math.nan
+        try:
+            draws = self.draw(np.random.default_rng(0), 64)
+        except ValueError:  # parameters the distribution's own check refuses, with its message
+            return self
+        if not math.isfinite(mean):
+            raise ValueError(f"these parameters give an infinite or undefined mean ({mean}); "
+                             "a service time needs a finite mean")
+        if math.isnan(variance) or not np.isfinite(draws).all():
+            raise ValueError("these parameters overflow: values drawn from them are not finite "
+                             "numbers")
+        return self
 
     @property
     def mean(self) -> float:  # pragma: no cover - every subclass overrides
@@ -238,7 +267,7 @@ class Empirical(_Dist):
     """Draws uniformly from a list of observed ``values`` (seconds)."""
 
     dist: Literal["empirical"] = "empirical"
-    values: list[NonNegDuration] = Field(min_length=1)
+    values: list[NonNegDuration] = Field(min_length=1, max_length=MAX_VALUES)
 
     @property
     def mean(self) -> float:

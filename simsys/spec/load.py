@@ -15,7 +15,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..errors import Problem, ScenarioError
+from ..errors import Problem, ScenarioError, did_you_mean
+from . import limits
 from .model import Scenario, semantic_problems
 
 Loc = tuple[Any, ...]
@@ -78,10 +79,80 @@ def _plain(node: Any, loc: Loc, positions: Positions) -> Any:
     return node
 
 
+def check_shape(text: str, source: str) -> None:
+    """Refuse YAML whose expanded size or nesting would exhaust memory or the stack.
+
+    Walks the parser's event stream (no tree is built, so nothing recursive runs) and adds up
+    what each alias would expand to: the size of the node its anchor names, nested aliases
+    included. An alias bomb is refused after reading its few hundred bytes, not after building
+    billions of nodes; ordinary anchors (a shared link or retry policy) cost a few nodes.
+    Text that is not valid YAML is left to the loader, which says where.
+    """
+    from ruamel.yaml.error import YAMLError
+    from ruamel.yaml.events import (
+        AliasEvent,
+        CollectionEndEvent,
+        CollectionStartEvent,
+        ScalarEvent,
+    )
+
+    max_nodes, max_alias, max_depth = (limits.max_yaml_nodes(), limits.max_alias_nodes(),
+                                       limits.max_depth())
+    size: dict[Any, int] = {}     # anchor -> nodes it expands to
+    height: dict[Any, int] = {}   # anchor -> nesting levels it adds
+    # one frame per open collection: [anchor, nodes before it, deepest level reached inside]
+    frames: list[list[Any]] = []
+    total = from_aliases = 0
+
+    def refuse(message: str, mark: Any) -> None:
+        line, col = (mark.line + 1, mark.column + 1) if mark is not None else (None, None)
+        raise ScenarioError([Problem("", message, source, line, col)])
+
+    def reach(depth: int, mark: Any) -> None:
+        if depth > max_depth:
+            refuse(f"nested deeper than {max_depth} levels (SIMSYS_MAX_DEPTH raises the limit)",
+                   mark)
+        if frames and depth > frames[-1][2]:
+            frames[-1][2] = depth
+
+    try:
+        for event in _yaml().parse(io.StringIO(text)):
+            mark = event.start_mark
+            if isinstance(event, CollectionStartEvent):
+                total += 1
+                frames.append([event.anchor, total, len(frames) + 1])
+                reach(len(frames), mark)
+            elif isinstance(event, CollectionEndEvent):
+                anchor, before, deepest = frames.pop()
+                if frames and deepest > frames[-1][2]:
+                    frames[-1][2] = deepest
+                if anchor is not None:
+                    size[anchor] = total - before + 1
+                    height[anchor] = deepest - len(frames)
+            elif isinstance(event, ScalarEvent):
+                total += 1
+                if event.anchor is not None:
+                    size[event.anchor], height[event.anchor] = 1, 0
+            elif isinstance(event, AliasEvent):
+                added = size.get(event.anchor, 1)
+                total += added
+                from_aliases += added
+                reach(len(frames) + height.get(event.anchor, 0), mark)
+                if from_aliases > max_alias:
+                    refuse(f"aliases expand to more than {max_alias:,} values (an alias bomb?); "
+                           "SIMSYS_MAX_ALIAS_NODES raises the limit", mark)
+            if total > max_nodes:
+                refuse(f"more than {max_nodes:,} values (SIMSYS_MAX_YAML_NODES raises the limit)",
+                       mark)
+    except YAMLError:
+        return  # the loader reports it, with its position
+
+
 def read_yaml(text: str, source: str) -> tuple[dict[str, Any], Positions]:
     """Parse YAML text into plain data plus a map from field path to (line, column)."""
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
+    check_shape(text, source)
     try:
         node = _yaml().load(io.StringIO(text))
     except MarkedYAMLError as exc:
@@ -237,6 +308,9 @@ def validate(
         With every problem found, each naming its field path (and line, for files).
     """
     positions = positions or {}
+    too_long = _too_long(data, source, positions)
+    if too_long:  # before pydantic, which would spend minutes on 700,000 services
+        raise ScenarioError(too_long)
     if "app" in data or "deploy" in data:  # one application, deployed as services
         from .app import expand
 
@@ -251,16 +325,98 @@ def validate(
             if err["type"] == "union_tag_invalid":  # point at the tag itself: workload[1].type
                 loc = (*loc, str((err.get("ctx") or {}).get("discriminator", "type")).strip("'"))
             message = _describe(err)
+            if err["type"] == "extra_forbidden" and loc:
+                message += did_you_mean(loc[-1], _key_vocabulary())
             if (loc, message) in seen:
                 continue
             seen.add((loc, message))
             line, col = _position(loc, err["type"], positions)
             problems.append(Problem(_dotted(loc), message, source, line, col))
+        known = {p.path for p in problems}
+        problems += [_locate(loc, msg, source, positions) for loc, msg in _unknown_names(data)
+                     if _dotted(loc) not in known]
         raise ScenarioError(problems) from None
     problems = [_locate(loc, msg, source, positions) for loc, msg in semantic_problems(scenario)]
     if problems:
         raise ScenarioError(problems)
     return scenario
+
+
+def _too_long(data: Mapping[str, Any], source: str | None, positions: Positions) -> list[Problem]:
+    """Every mapping or list longer than its bound in :mod:`~simsys.spec.limits`."""
+    problems = []
+    stack: list[tuple[Loc, Any]] = [((), data)]
+    while stack:
+        loc, node = stack.pop()
+        if isinstance(node, Mapping):
+            children: Iterable[tuple[Any, Any]] = node.items()
+        elif isinstance(node, list):
+            children = enumerate(node)
+        else:
+            continue
+        if loc == ("services",):
+            bound, what = limits.MAX_SERVICES, "services"
+        elif loc and loc[-1] == "values":
+            bound, what = limits.MAX_VALUES, "values"
+        else:
+            bound, what = limits.MAX_LIST, "items"
+        if len(node) > bound:
+            problems.append(_locate(loc, f"{len(node):,} {what}, more than the {bound:,} "
+                                         "one scenario may hold", source, positions))
+            continue
+        stack.extend(((*loc, key), value) for key, value in children
+                     if isinstance(value, Mapping | list))
+    return problems
+
+
+def _key_vocabulary() -> list[str]:
+    """Every key some part of a scenario accepts, for "did you mean" on an unknown key."""
+    from pydantic import BaseModel
+
+    words: set[str] = set()
+    todo: list[type] = [BaseModel]
+    while todo:
+        cls = todo.pop()
+        todo.extend(cls.__subclasses__())
+        if cls.__module__.startswith("simsys.spec"):
+            for name, field in getattr(cls, "model_fields", {}).items():
+                words.add(field.alias or name)
+    return sorted(words)
+
+
+def _unknown_names(data: Mapping[str, Any]) -> list[tuple[Loc, str]]:
+    """Calls and workload targets naming no service, found in the raw data, so that a file with
+    schema errors gets its reference errors in the same report (the full check, on the
+    validated scenario, is :func:`~simsys.spec.model.semantic_problems`)."""
+    services = data.get("services")
+    if not isinstance(services, Mapping) or "app" in data:
+        return []
+    names = [n for n in services if isinstance(n, str)]
+
+    def unknown(name: Any) -> str | None:
+        if not isinstance(name, str) or name in services:
+            return None
+        return (f"unknown service {name!r}{did_you_mean(name, names)}; services are: "
+                + ", ".join(sorted(names)))
+
+    out = []
+    for svc, body in services.items():
+        calls = body.get("calls") if isinstance(body, Mapping) else None
+        for i, call in enumerate(calls if isinstance(calls, list) else []):
+            members = call.get("parallel") if isinstance(call, Mapping) else None
+            steps = [((i, "parallel", j), m) for j, m in enumerate(members)] \
+                if isinstance(members, list) else [((i,), call)]
+            for where, step in steps:
+                target = step.get("service") if isinstance(step, Mapping) else step
+                message = unknown(target)
+                if message:
+                    out.append((("services", svc, "calls", *where), "calls " + message))
+    workload = data.get("workload")
+    for i, w in enumerate(workload if isinstance(workload, list) else []):
+        message = unknown(w.get("target")) if isinstance(w, Mapping) else None
+        if message:
+            out.append((("workload", i, "target"), message))
+    return out
 
 
 def parse_override(text: str) -> tuple[list[str | int], Any]:
@@ -299,6 +455,7 @@ def apply_overrides(data: dict[str, Any], overrides: Mapping[str, Any] | Iterabl
                 node = node[part]
             else:
                 if part not in node or node[part] is None:
+                    _refuse_creating(tuple(path[:i]), part, node, path)
                     node[part] = [] if isinstance(nxt, int) else {}
                 node = node[part]
         last = path[-1]
@@ -311,17 +468,63 @@ def apply_overrides(data: dict[str, Any], overrides: Mapping[str, Any] | Iterabl
     return out
 
 
-def read(path: str | Path) -> tuple[dict[str, Any], Positions, str]:
-    """Read a scenario file into plain data and positions; missing files are ScenarioErrors."""
-    p = Path(path)
+# Mappings whose keys are names the user chose: an override may replace or add a whole entry,
+# but a dotted path through a name that is not there is a typo, not a new service.
+_NAMED = {("services",): "service", ("app",): "component"}
+
+
+def _refuse_creating(loc: Loc, key: Any, node: Mapping[str, Any], path: list[Any]) -> None:
+    what = _NAMED.get(loc)
+    if what is None:
+        return
+    dotted = ".".join(map(str, path))
+    whole = _dotted((*loc, key))
+    raise ScenarioError(
+        f"--set {dotted}: no {what} {key!r}{did_you_mean(key, node)}; "
+        f"to add one, set it whole: --set '{whole}={{...}}'")
+
+
+def read_text(path: str | Path, what: str = "a scenario file") -> str:
+    """The text of a regular file no larger than :func:`limits.max_file_bytes`.
+
+    Devices (``/dev/zero``), FIFOs (which would block for ever) and oversized files are refused
+    before anything is read; every failure is a ScenarioError naming the file.
+    """
+    import stat
+
+    name = str(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        st = Path(path).stat()
     except FileNotFoundError:
-        raise ScenarioError([Problem("", "no such file", str(path))]) from None
-    except IsADirectoryError:
-        raise ScenarioError([Problem("", "is a directory, expected a scenario file", str(path))]) from None
+        raise ScenarioError([Problem("", "no such file", name)]) from None
+    except OSError as exc:
+        raise ScenarioError([Problem("", f"cannot read: {exc.strerror or exc}", name)]) from None
+    if stat.S_ISDIR(st.st_mode):
+        raise ScenarioError([Problem("", f"is a directory, expected {what}", name)])
+    if not stat.S_ISREG(st.st_mode):
+        raise ScenarioError([Problem("", f"not a regular file (a device, FIFO or socket), "
+                                         f"expected {what}", name)])
+    cap = limits.max_file_bytes()
+    if st.st_size > cap:
+        raise ScenarioError([Problem("", f"{st.st_size:,} bytes, over the {cap:,}-byte limit "
+                                         "(SIMSYS_MAX_FILE_BYTES raises it)", name)])
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(cap + 1)  # the file may have grown since stat
+    except OSError as exc:
+        raise ScenarioError([Problem("", f"cannot read: {exc.strerror or exc}", name)]) from None
+    if len(raw) > cap:
+        raise ScenarioError([Problem("", f"over the {cap:,}-byte limit "
+                                         "(SIMSYS_MAX_FILE_BYTES raises it)", name)])
+    try:
+        return raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise ScenarioError([Problem("", "not a text file (expected YAML)", str(path))]) from None
+        raise ScenarioError([Problem("", "not a text file (expected UTF-8 YAML)", name)]) from None
+
+
+def read(path: str | Path) -> tuple[dict[str, Any], Positions, str]:
+    """Read a scenario file into plain data and positions; unreadable files are ScenarioErrors."""
+    text = read_text(path)
     data, positions = read_yaml(text, str(path))  # the path as typed, like compilers print it
     return data, positions, str(path)
 

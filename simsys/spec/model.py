@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Discriminator, Field, Tag, field_validator, model_validator
 
+from ..errors import did_you_mean
 from .chaos import Chaos, CrashFault, Experiment, Failures, Fault, PartitionFault, Recovery
 from .distributions import (
     Constant,
@@ -19,6 +20,7 @@ from .distributions import (
     NonNegDuration,
     PosDuration,
 )
+from .limits import MAX_REPLICAS, MAX_SERVICES, MAX_USERS, MAX_WORKERS
 from .model_base import CLIENT, Fraction, Rate, Size, Strict
 from .patterns import (
     Autoscale,
@@ -99,7 +101,7 @@ class Spike(Strict):
 
     at: NonNegDuration
     duration: PosDuration
-    factor: float = Field(gt=0)
+    factor: float = Field(gt=0, le=1e6)
 
 
 class Memory(Strict):
@@ -119,8 +121,8 @@ class Service(CallPolicy):
     ``service_time`` and then while each of ``calls`` is answered, in order (thread per request).
     """
 
-    replicas: int = Field(1, ge=1)
-    workers: int = Field(1, ge=1)
+    replicas: int = Field(1, ge=1, le=MAX_REPLICAS)
+    workers: int = Field(1, ge=1, le=MAX_WORKERS)
     queue: int | None = Field(None, ge=0)
     balancer: Literal[
         "round_robin", "random", "least_connections", "power_of_two", "consistent_hash"
@@ -182,7 +184,7 @@ class Closed(ClientPolicy):
 
     type: Literal["closed"]
     target: str
-    users: int = Field(ge=1)
+    users: int = Field(ge=1, le=MAX_USERS)
     think_time: Distribution = Constant(value=0.0)
     name: str | None = None
 
@@ -196,11 +198,11 @@ class Scenario(Strict):
     """A whole scenario. Times in seconds, sizes in bytes, rates per second."""
 
     name: str = "scenario"
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, le=2**64 - 1)
     duration: RunLength = 60.0      # seconds, or a stop rule (simsys.spec.run_length)
     warmup: Warmup = 0.0            # seconds, or "auto" (MSER-5, simsys.analysis)
     sample_every: PosDuration = 1.0
-    services: dict[str, Service] = Field(min_length=1)
+    services: dict[str, Service] = Field(min_length=1, max_length=MAX_SERVICES)
     links: dict[str, Link] = Field(default_factory=dict)
     workload: list[Workload] = Field(default_factory=list)
     chaos: Chaos = Field(default_factory=Chaos)
@@ -271,7 +273,7 @@ def semantic_problems(s: Scenario) -> list[tuple[tuple[str | int, ...], str]]:
                 out.append(
                     (
                         where,
-                        f"calls unknown service {call.service!r}; services are: {known}",
+                        f"calls unknown service {call.service!r}{did_you_mean(call.service, names)}; services are: {known}",
                     )
                 )
             elif call.service in seen:
@@ -302,11 +304,11 @@ def semantic_problems(s: Scenario) -> list[tuple[tuple[str | int, ...], str]]:
         source, target = (p.strip() for p in parts)
         for end in (source, target):
             if end not in names and not (end == CLIENT and end == source):
-                out.append((("links", key), f"unknown service {end!r}; services are: {known}"))
+                out.append((("links", key), f"unknown service {end!r}{did_you_mean(end, names)}; services are: {known}"))
     for i, w in enumerate(s.workload):
         if w.target not in names:
             out.append(
-                (("workload", i, "target"), f"unknown service {w.target!r}; services are: {known}")
+                (("workload", i, "target"), f"unknown service {w.target!r}{did_you_mean(w.target, names)}; services are: {known}")
             )
     mk = s.chaos.monkey
     if mk is not None:
@@ -314,7 +316,7 @@ def semantic_problems(s: Scenario) -> list[tuple[tuple[str | int, ...], str]]:
         for i, t in enumerate(targets):
             if t not in names:
                 out.append(
-                    (("chaos", "monkey", "targets", i), f"unknown service {t!r}; services are: {known}")
+                    (("chaos", "monkey", "targets", i), f"unknown service {t!r}{did_you_mean(t, names)}; services are: {known}")
                 )
             elif mk.min_healthy > s.services[t].replicas:
                 out.append(
@@ -353,7 +355,7 @@ def semantic_problems(s: Scenario) -> list[tuple[tuple[str | int, ...], str]]:
             if parts[0] == "services" and parts[1] not in names:
                 out.append(
                     (("experiment", "steady-state-hypothesis", "probes", i, "metric"),
-                     f"unknown service {parts[1]!r}; services are: {known}")
+                     f"unknown service {parts[1]!r}{did_you_mean(parts[1], names)}; services are: {known}")
                 )
     out.extend(websocket_problems(s))
     return out
@@ -378,7 +380,7 @@ def _fault_problems(fault: Fault, loc: tuple[str | int, ...], s: Scenario,
         for g, group in enumerate(fault.groups):
             for j, name in enumerate(group):
                 if name not in names:
-                    out.append(((*loc, "groups", g, j), f"unknown service {name!r}; services are: {known}"))
+                    out.append(((*loc, "groups", g, j), f"unknown service {name!r}{did_you_mean(name, names)}; services are: {known}"))
         return out
     target = fault.target
     if "->" in target:
@@ -394,37 +396,37 @@ def _fault_problems(fault: Fault, loc: tuple[str | int, ...], s: Scenario,
     elif fault.kind == "loss":
         out.append(((*loc, "target"), f"a loss fault targets a link such as 'a->b', got {target!r}"))
     elif target not in names:
-        out.append(((*loc, "target"), f"unknown service {target!r}; services are: {known}"))
+        out.append(((*loc, "target"), f"unknown service {target!r}{did_you_mean(target, names)}; services are: {known}"))
     elif isinstance(fault, CrashFault) and fault.mode == "fixed" and (fault.value or 0) > s.services[target].replicas:
         out.append(((*loc, "value"), f"expected value ≤ replicas of {target!r} ({s.services[target].replicas}), got {fault.value:g}"))
     return out
 
 
 def _find_cycle(edges: dict[str, list[str]]) -> list[str] | None:
-    """Return one cycle of the call graph as a list of service names, or None."""
+    """Return one cycle of the call graph as a list of service names, or None.
+
+    Depth-first search with an explicit stack: a 2,000-service call chain is as deep as the
+    search goes, far beyond Python's recursion limit.
+    """
     WHITE, GREY, BLACK = 0, 1, 2
     colour = dict.fromkeys(edges, WHITE)
-    stack: list[str] = []
-
-    def visit(u: str) -> list[str] | None:
-        colour[u] = GREY
-        stack.append(u)
-        for v in edges.get(u, []):
-            if v not in colour:
+    for root in edges:
+        if colour[root] != WHITE:
+            continue
+        path = [root]                      # the grey services, in the order entered
+        todo = [iter(edges.get(root, []))]  # what each of them has left to call
+        colour[root] = GREY
+        while todo:
+            v = next(todo[-1], None)
+            if v is None:
+                colour[path.pop()] = BLACK
+                todo.pop()
+            elif v not in colour:
                 continue
-            if colour[v] == GREY:
-                return stack[stack.index(v):]
-            if colour[v] == WHITE:
-                found = visit(v)
-                if found:
-                    return found
-        stack.pop()
-        colour[u] = BLACK
-        return None
-
-    for u in edges:
-        if colour[u] == WHITE:
-            found = visit(u)
-            if found:
-                return found
+            elif colour[v] == GREY:
+                return path[path.index(v):]
+            elif colour[v] == WHITE:
+                colour[v] = GREY
+                path.append(v)
+                todo.append(iter(edges.get(v, [])))
     return None

@@ -20,6 +20,7 @@ from pydantic import (
 )
 
 from .distributions import Constant, Distribution, NonNegDuration, PosDuration
+from .limits import MAX_ATTEMPTS, MAX_REPLICAS
 from .model_base import Strict
 from .units import parse_fraction
 
@@ -51,7 +52,7 @@ class Retry(Strict):
     one; at most 10 tokens are saved up).
     """
 
-    max_attempts: int = Field(3, ge=1)
+    max_attempts: int = Field(3, ge=1, le=MAX_ATTEMPTS)
     backoff: NonNegDuration = 0.0
     multiplier: float = Field(2.0, ge=1.0)
     max: NonNegDuration = 30.0
@@ -150,8 +151,8 @@ class Autoscale(Strict):
     ``ceil(replicas × utilisation / target_utilization)`` within [min, max]; no change within
     ``cooldown`` of the last; a new replica serves after ``startup``."""
 
-    min: int = Field(1, ge=1)
-    max: int = Field(ge=1)
+    min: int = Field(1, ge=1, le=MAX_REPLICAS)
+    max: int = Field(ge=1, le=MAX_REPLICAS)
     target_utilization: Percent = 0.6
     interval: PosDuration = 15.0
     cooldown: NonNegDuration = 60.0

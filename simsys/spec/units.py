@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 import re
 
+from .limits import MAX_DURATION, MAX_RATE, MAX_SIZE
+
 # Seconds per unit. Long forms ("10 minutes") are refused on purpose: one spelling per unit keeps
 # scenario files greppable and leaves no doubt whether "m" means minutes or metres.
 DURATION_UNITS: dict[str, float] = {
@@ -39,6 +41,9 @@ SIZE_UNITS: dict[str, float] = {
 DURATION_HINT = "a duration such as 250us, 5ms, 2s, 10min or 1h"
 RATE_HINT = "a rate such as 200/s or 3/min"
 SIZE_HINT = "a size such as 512B, 64KB or 1.5MiB"
+# the largest magnitude each kind may have (see simsys.spec.limits), with its unit
+_BOUNDS = {DURATION_HINT: (MAX_DURATION, "s"), RATE_HINT: (MAX_RATE, "per s"),
+           SIZE_HINT: (MAX_SIZE, "bytes")}
 
 
 def _finite(value: float | int, text: object, hint: str) -> float:
@@ -48,6 +53,10 @@ def _finite(value: float | int, text: object, hint: str) -> float:
         raise ValueError(f"expected {hint}, got a number too large") from None
     if not math.isfinite(number):
         raise ValueError(f"expected {hint}, got {text!r}")
+    bound, unit = _BOUNDS.get(hint, (math.inf, ""))
+    if abs(number) > bound:
+        shown = repr(text) if len(repr(text)) <= 40 else f"{number:.3g}"
+        raise ValueError(f"expected {hint} of at most {bound:g} {unit}, got {shown}")
     return number
 
 

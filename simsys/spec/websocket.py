@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field, model_validator
 
 from .distributions import Constant, Distribution, NonNegDuration, PosDuration
+from .limits import MAX_ATTEMPTS, MAX_USERS
 from .model_base import Fraction, Rate, Size, Strict
 from .units import parse_rate
 
@@ -48,7 +49,7 @@ class Reconnect(Strict):
     max: NonNegDuration = 30.0
     multiplier: float = Field(2.0, ge=1.0)
     jitter: Literal["full", "equal", "none"] = "full"
-    max_attempts: int | None = Field(None, ge=1)
+    max_attempts: int | None = Field(None, ge=1, le=MAX_ATTEMPTS)
 
     @model_validator(mode="after")
     def _ordered(self) -> Reconnect:
@@ -145,7 +146,7 @@ class WebSocketWorkload(Strict):
     target: str
     name: str | None = None
     connect_rate: Rate | None = None
-    clients: int | None = Field(None, ge=1)
+    clients: int | None = Field(None, ge=1, le=MAX_USERS)
     lifetime: Distribution | None = None
     ramp: NonNegDuration = 0.0
     messages: Messages = Field(default_factory=Messages)
@@ -190,7 +191,7 @@ class PollingWorkload(Strict):
     type: Literal["polling"]
     target: str
     name: str | None = None
-    clients: int = Field(1, ge=1)
+    clients: int = Field(1, ge=1, le=MAX_USERS)
     interval: PosDuration = 5.0
     long: bool = False
     hold: PosDuration = 30.0
