@@ -374,7 +374,7 @@ def format_summary(s: dict[str, Any], wall_time: float | None = None) -> str:
     lat = s["latency"]
     keys = [k for k in ("mean", "p50", "p90", "p95", "p99", "p999", "max") if k in lat]
     lines += _table(keys, [[_ms(lat[k]) for k in keys]])
-    from .analysis import describe  # intervals, warm-up, stop rule, Little's law
+    from .run_analysis import describe  # intervals, warm-up, stop rule, Little's law
 
     lines += ["", *describe(s)] if describe(s) else []
     inc = s["incidents"]

@@ -208,7 +208,7 @@ def _run_page(d: Path) -> str:
     sections: list[tuple[str, str, str]] = []
     if run.journal:
         sections.append(("experiment", "Experiment", journal_html(run.journal)))
-    from .analysis import describe  # intervals, automatic warm-up, stop rule, Little's law
+    from .run_analysis import describe  # intervals, automatic warm-up, stop rule, Little's law
 
     notes = "".join(f"<p>{_e(line)}</p>" for line in describe(s))
     sections.append(("summary", "Summary", _box(summary_html(s, detail=True) + notes)))

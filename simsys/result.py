@@ -16,8 +16,9 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
-from .analysis import latency_intervals, rate_intervals, run_checks, utilization_between
+from .analysis import latency_intervals, rate_intervals
 from .records import CAUSES, OK, STATUSES, Records
+from .run_analysis import run_checks, utilization_between
 from .websocket_compare import websocket_summary
 
 PERCENTILES = {"p50": 50, "p90": 90, "p95": 95, "p99": 99, "p999": 99.9}
@@ -66,7 +67,7 @@ class Result:
         limit (``at_limit``: the run did not settle); None for a fixed warm-up."""
         if self.graph.graph.get("warmup") != "auto":
             return None
-        from .analysis import auto_warmup
+        from .run_analysis import auto_warmup
 
         step = float(self.graph.graph.get("sample_every", 1.0))
         return auto_warmup(self.records, self.duration, step, OK)

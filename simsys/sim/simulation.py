@@ -392,7 +392,8 @@ class Simulation:
         (or ``max``); returns the time the run stopped. The interval is worked out only when
         the measured requests have grown by a tenth since the last time, so the checks cost
         O(requests) in all, whatever the number of steps."""
-        from ..analysis import auto_warmup, precision_now
+        from ..analysis import precision_now
+        from ..run_analysis import auto_warmup
 
         rule = self.stop_rule
         r = self.records.requests
