@@ -33,10 +33,19 @@ def in_system_per_sample(records: Any) -> tuple[np.ndarray, np.ndarray, np.ndarr
     """``(times, total, per_service)``: the sample times, the number in system summed over
     every replica, and per service (shape times × services)."""
     t, inst, value = records.sampled("in_system")
+    owners = np.array([sv for sv, _ in records.instances] or [0], dtype=np.int64)
+    n_services = max(len(records.services), 1)
+    k = len(records.instances)
+    if k and len(t) % k == 0 and np.array_equal(inst[:k], np.arange(k)):
+        # every sample visits every replica in order: a (times × replicas) table
+        table = value.reshape(-1, k)
+        per = np.zeros((len(table), n_services))
+        for code in range(n_services):
+            per[:, code] = table[:, owners == code].sum(axis=1)
+        return t[::k], per.sum(axis=1), per
     times, where = np.unique(t, return_inverse=True)
-    owner = np.array([sv for sv, _ in records.instances] or [0], dtype=np.int64)[inst]
-    per = np.zeros((len(times), max(len(records.services), 1)))
-    np.add.at(per, (where, owner), value)
+    per = np.zeros((len(times), n_services))
+    np.add.at(per, (where, owners[inst]), value)
     return times, per.sum(axis=1), per
 
 

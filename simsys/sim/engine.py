@@ -85,11 +85,16 @@ class ZeroTimeLoop:
 
 def run_until(env: simpy.Environment, until: float, progress: Callable[[float], None] | None,
               chunks: int = 100) -> None:
-    """Run ``env`` to simulated time ``until``, reporting progress in ``chunks`` steps."""
+    """Run ``env`` to simulated time ``until``, reporting progress in ``chunks`` steps.
+
+    A callback may end the run early by raising ``simpy.core.StopSimulation(reason)`` with a
+    reason other than None (a stop rule); ``env.now`` is then when it stopped."""
     if progress is None:
         env.run(until=until)
         return
     step = until / chunks
     for i in range(1, chunks + 1):
-        env.run(until=until if i == chunks else i * step)
+        stopped = env.run(until=until if i == chunks else i * step)
         progress(env.now)
+        if stopped is not None:
+            return

@@ -388,53 +388,46 @@ class Simulation:
         return self.records
 
     def _run_to_precision(self, progress: Callable[[float], None] | None) -> float:
-        """Run in steps of ``check_every`` until the stop rule's interval is narrow enough
-        (or ``max``); returns the time the run stopped. The interval is worked out only when
-        the measured requests have grown by a tenth since the last time, so the checks cost
-        O(requests) in all, whatever the number of steps."""
+        """Run until the stop rule's interval is narrow enough (or ``max``); returns the time
+        the run stopped. A check every ``check_every`` simulated seconds is one scheduled
+        call; the interval is worked out only when the requests have grown by a tenth since
+        the last time, so the checks cost O(requests) in all, whatever their number."""
+        self.records.stats["stop"] = {"reached": False, "estimate": None, "half_width": None}
+        self._checked = 0
+        self._was_precise = False
+        Wake(self.env, self.stop_rule.check_every, self._check, None)
+        run_until(self.env, self.duration, progress)
+        return self.env.now if self.records.stats["stop"]["reached"] else self.duration
+
+    def _check(self, ev: object) -> None:
         from ..analysis import precision_now
         from ..run_analysis import auto_warmup
 
-        rule = self.stop_rule
-        r = self.records.requests
-        checked = 0
-        was_precise = False
-        stop = self.duration
-        self.records.stats["stop"] = {"reached": False, "estimate": None, "half_width": None}
-        step = rule.check_every
-        k = 1
-        while True:
-            until = min(k * step, self.duration)
-            self.env.run(until=until)
-            if progress is not None:
-                progress(until)
-            if until >= self.duration:
-                break
-            k += 1
-            if len(r) < checked * 1.1 or len(r) < 20:
-                continue
-            checked = len(r)
-            start = np.array(r.start, dtype=np.float64)  # copies: the columns keep growing
-            end = np.array(r.end, dtype=np.float64)
-            ok = np.array(r.status, dtype=np.int8) == OK
-            t0 = self.warmup
-            if self.auto_warmup:
-                t0 = auto_warmup(self.records, until, self.sample_every, OK)["warmup"]
-            est = precision_now(rule.metric, start, end, ok, t0, until, rule.confidence)
-            if est is None:
-                continue
-            centre, half, correlated = est
-            self.records.stats["stop"] = {"reached": False, "estimate": centre, "half_width": half}
-            # Precise at two checks in a row (a tenth more requests apart): queueing output
-            # has its smallest variance estimates in its calm, low-latency stretches, so
-            # stopping at the first narrow interval would favour low means.
-            precise = not correlated and centre != 0 and half <= rule.until_precision * abs(centre)
-            if precise and was_precise:
-                self.records.stats["stop"]["reached"] = True
-                stop = until
-                break
-            was_precise = precise
-        return stop
+        rule, r, now = self.stop_rule, self.records.requests, self.env.now
+        if now + rule.check_every < self.duration - 1e-9:
+            Wake(self.env, rule.check_every, self._check, None)
+        if len(r) < self._checked * 1.1 or len(r) < 20:
+            return
+        self._checked = len(r)
+        start = np.array(r.start, dtype=np.float64)  # copies: the columns keep growing
+        end = np.array(r.end, dtype=np.float64)
+        ok = np.array(r.status, dtype=np.int8) == OK
+        t0 = self.warmup
+        if self.auto_warmup:
+            t0 = auto_warmup(self.records, now, self.sample_every, OK)["warmup"]
+        est = precision_now(rule.metric, start, end, ok, t0, now, rule.confidence)
+        if est is None:
+            return
+        centre, half, correlated = est
+        # Precise at two checks in a row (a tenth more requests apart): queueing output has
+        # its smallest variance estimates in its calm, low-latency stretches, so stopping at
+        # the first narrow interval would favour low means.
+        precise = not correlated and centre != 0 and half <= rule.until_precision * abs(centre)
+        self.records.stats["stop"] = {"reached": precise and self._was_precise,
+                                      "estimate": centre, "half_width": half}
+        self._was_precise = precise
+        if self.records.stats["stop"]["reached"]:
+            raise simpy.core.StopSimulation("precise")  # env.run returns now, at this instant
 
     def _settle(self) -> None:
         end = self.duration
