@@ -318,10 +318,11 @@ class Result:
         auto = self.warmup_auto is not None
         for name in self.records.services:
             st = stats.get(name, {"busy_time": 0.0, "worker_time": 0.0})
-            if auto:  # the run's integrals start at 0; split them at the cut
-                st = {**st, "busy_time": utilization_between(self.records, self.graph, name,
-                                                             self.warmup, self.duration),
-                      "worker_time": 1.0}
+            if auto:  # the run's integrals start at 0: split them at the cut
+                utilization = utilization_between(self.records, self.graph, name, self.warmup,
+                                                  self.duration)
+            else:
+                utilization = st["busy_time"] / st["worker_time"] if st["worker_time"] else 0.0
             fractions = self.up_fractions(name)
             s_inc = inc[inc["service"] == name]
             s_ttr = (s_inc["recovered_at"] - s_inc["failed_at"]).dropna()
@@ -329,7 +330,7 @@ class Result:
                 "replica_seconds": st.get("replica_seconds", 0.0),
                 "cost": st.get("cost", 0.0),
                 "availability": 1.0 - fractions[0],
-                "utilization": st["busy_time"] / st["worker_time"] if st["worker_time"] else 0.0,
+                "utilization": utilization,
                 "memory_peak": mem.get(name, 0.0),
                 "time_with_up": fractions,
                 "mttr": _num(s_ttr.mean()) if len(s_ttr) else None,
