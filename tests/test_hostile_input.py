@@ -211,6 +211,33 @@ def test_long_call_chains_run(n):
     assert r.requests["latency"].max() == pytest.approx(0.001)
 
 
+def test_long_chains_with_resilience_patterns_and_traces_run():
+    spec = chain(500)
+    for i in range(499):
+        spec["services"][f"s{i}"]["calls"] = [{"service": f"s{i + 1}", "timeout": "10s",
+                                              "retry": {"max_attempts": 2}}]
+    spec["trace"] = True
+    r = simsys.run(spec, seed=2)
+    assert r.summary()["requests"]["ok"] == r.summary()["requests"]["total"] > 0
+    assert len(r.spans) == 500 * r.summary()["requests"]["total"]
+
+
+def app_chain(n: int, deploy: str) -> dict:
+    app = {f"c{i}": {"calls": [f"c{i + 1}"]} for i in range(n - 1)}
+    app[f"c{n - 1}"] = {"service_time": "1ms"}
+    return {"duration": "2s", "app": app, "deploy": deploy,
+            "workload": [{"type": "poisson", "rate": "5/s", "target": "c0"}]}
+
+
+def test_a_deep_app_runs_as_microservices_and_is_refused_in_one_process():
+    r = simsys.run(app_chain(1000, "microservices"), seed=1)
+    assert r.summary()["requests"]["ok"] > 0
+    assert simsys.run(app_chain(201, "monolith"), seed=1).summary()["requests"]["ok"] > 0
+    with pytest.raises(simsys.ScenarioError, match="app.c0.calls: calls nest 999 components deep, "
+                                                   "deeper than the 200 one process can run"):
+        load(app_chain(1000, "monolith"))
+
+
 def test_a_long_cycle_is_reported_not_a_recursion_error(tmp_path):
     spec = chain(1000)
     spec["services"]["s999"]["calls"] = ["s0"]

@@ -66,6 +66,7 @@ MAX_USERS = 1_000_000       # closed users, WebSocket or polling clients of one 
 MAX_LIST = 100_000          # items of a list other than empirical values (calls, faults, …)
 MAX_VALUES = 1_000_000      # values of one empirical distribution
 MAX_ATTEMPTS = 1_000        # attempts of a retry policy
+MAX_IN_PROCESS_DEPTH = 200  # app components calling each other in one process, nested
 
 # Default work budget of one run: simulated events (request visits, link crossings, samples).
 # simsys handles about 0.5-1 million such events per second on one core, so the default lets a

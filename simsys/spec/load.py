@@ -314,6 +314,10 @@ def validate(
     if "app" in data or "deploy" in data:  # one application, deployed as services
         from .app import expand
 
+        deep = _in_process_depth(data, source, positions)
+        if deep:
+            raise ScenarioError(deep)
+
         data = expand(data, source, positions)
     try:
         scenario = Scenario.model_validate(dict(data))
@@ -367,6 +371,47 @@ def _too_long(data: Mapping[str, Any], source: str | None, positions: Positions)
         stack.extend(((*loc, key), value) for key, value in children
                      if isinstance(value, Mapping | list))
     return problems
+
+
+def _in_process_depth(data: Mapping[str, Any], source: str | None,
+                      positions: Positions) -> list[Problem]:
+    """Refuse an app whose calls nest deeper than :data:`limits.MAX_IN_PROCESS_DEPTH` when
+    deployed so that they run in one process (a monolith or groups): its program is a nest of
+    in-process calls as deep as the chain. Microservices run any depth."""
+    app, deploy = data.get("app"), data.get("deploy")
+    style = deploy.get("style") if isinstance(deploy, Mapping) else deploy
+    if not isinstance(app, Mapping) or (style == "microservices" and not (
+            isinstance(deploy, Mapping) and deploy.get("groups"))):
+        return []
+    callees: dict[Any, list[Any]] = {}
+    for name, body in app.items():
+        calls = body.get("calls") if isinstance(body, Mapping) else None
+        out = callees[name] = []
+        for call in calls if isinstance(calls, list) else []:
+            members = call.get("parallel") if isinstance(call, Mapping) else None
+            for step in members if isinstance(members, list) else [call]:
+                target = step.get("service") if isinstance(step, Mapping) else step
+                if isinstance(target, str) and target in app:
+                    out.append(target)
+    depth: dict[Any, int] = {}  # calls below each component, longest chain, no recursion
+    for root in callees:
+        stack, entered = [root], set()
+        while stack:
+            node = stack[-1]
+            if node not in entered:
+                entered.add(node)
+                stack.extend(c for c in callees[node] if c not in depth and c not in entered)
+                continue
+            stack.pop()
+            if node not in depth:  # a cycle counts once here; the app's own check reports it
+                depth[node] = 1 + max((depth.get(c, 0) for c in callees[node]), default=-1)
+        if depth[root] > limits.MAX_IN_PROCESS_DEPTH:
+            return [_locate(("app", root, "calls"),
+                            f"calls nest {depth[root]} components deep, deeper than the "
+                            f"{limits.MAX_IN_PROCESS_DEPTH} one process can run; deploy the "
+                            "app as microservices, or split the chain into groups",
+                            source, positions)]
+    return []
 
 
 def _key_vocabulary() -> list[str]:
