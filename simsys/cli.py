@@ -199,10 +199,16 @@ class _LazyBar:
         self.delay = delay
         self.started = time.perf_counter()
         self.bar: Any = None
+        self.env: Any = None
+
+    def attach(self, env: Any) -> None:
+        """The run's simpy environment, to count its events (see :func:`simsys.runner.run`)."""
+        self.env = env
 
     def __call__(self, now: float) -> None:
+        elapsed = time.perf_counter() - self.started
         if self.bar is None:
-            if time.perf_counter() - self.started < self.delay:
+            if elapsed < self.delay:
                 return
             from tqdm import tqdm
 
@@ -213,11 +219,15 @@ class _LazyBar:
             # a terminal that reports no size (0×0, e.g. some ptys) would get no bar from tqdm
             self.bar = tqdm(total=self.total, unit="sim s", desc=self.desc, file=sys.stderr,
                             leave=False, ncols=min(width or 80, 100), nrows=height or 24,
-                            initial=now,
+                            initial=now, mininterval=0.5,
                             bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.4g}/{total:.4g} "
-                            "sim s [{elapsed}<{remaining}]")
-        else:
-            self.bar.update(now - self.bar.n)
+                            "sim s [{elapsed}<{remaining}{postfix}]")
+        if self.env is not None:
+            from .sim.engine import events_so_far
+
+            rate = events_so_far(self.env) / max(elapsed, 1e-9)
+            self.bar.set_postfix_str(f"{rate:,.0f} events/s", refresh=False)
+        self.bar.update(now - self.bar.n)
 
     def close(self) -> None:
         if self.bar is not None:

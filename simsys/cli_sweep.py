@@ -88,6 +88,9 @@ def _indent(text: str) -> str:
               help="Save runs here as they finish (resumable: rerun to finish).")
 @click.option("--retry-errors", is_flag=True, help="When resuming, run failed runs again.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar on stderr (default: when a terminal).")
+@click.option("--run-timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+              help="Wall-clock limit per run: a longer run is stopped and recorded as a "
+                   "'timeout' row, so one run cannot stall the sweep (default: none).")
 @click.option("--flush-every", type=float, default=2.0, hidden=True)
 def sweep(
     scenario: str,
@@ -104,6 +107,7 @@ def sweep(
     out: str | None,
     retry_errors: bool,
     progress: bool | None,
+    run_timeout: float | None,
     flush_every: float,
 ) -> None:
     """Run SCENARIO at every point of a grid, several replications each, and aggregate.
@@ -147,6 +151,7 @@ def sweep(
             scenario, grid, replications, jobs=jobs, scheduler=scheduler, out=out, seed=seed,
             precision=_precision(precision), metric=metric, max_replications=max_replications,
             batch=batch, retry_errors=retry_errors, progress=progress, flush_every=flush_every,
+            run_timeout=run_timeout,
         )
     except ScenarioError as exc:
         for problem in exc.problems:
@@ -160,6 +165,10 @@ def sweep(
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     _print(result, metric)
+    if len(result.runs) and len(result.failures) == len(result.runs):
+        from .errors import VerdictError
+
+        raise VerdictError(f"every one of the {len(result.runs)} runs failed (see above)")
 
 
 def _print(result: Any, metric: str | None) -> None:
@@ -168,7 +177,7 @@ def _print(result: Any, metric: str | None) -> None:
     metrics = result.headline()
     if metric and metric in result.metrics:
         metrics = [metric, *[m for m in metrics if m != metric]]
-    if len(result.runs):
+    if len(result.runs) > len(result.failures):  # a table of no ok run is an empty frame
         table = result.overview(metrics)
         with pd.option_context("display.width", 200, "display.max_columns", None,
                                "display.max_colwidth", 40):
@@ -178,6 +187,8 @@ def _print(result: Any, metric: str | None) -> None:
     where = f"; saved in {result.directory}" if result.directory else ""
     click.echo(f"{total} runs, {total - len(failed)} ok, {len(failed)} failed{where}", err=True)
     if len(failed):
+        if len(failed) == total:
+            click.echo("every run failed; the most common reasons:", err=True)
         for message, count in failed["error"].value_counts().head(3).items():
             click.echo(f"  {count} × {message}", err=True)
 

@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import json
 import math
-import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from .files import atomic_write
 
 __all__ = ["PLOTS", "SavedRun", "is_run_dir", "load_run", "save_run", "write_plots"]
 
@@ -40,22 +41,6 @@ PLOTS = ("latency_cdf", "latency_over_time", "throughput_over_time", "error_rate
          "memory", "queues", "topology")
 #: Plots written only when the run has something to show in them.
 OPTIONAL_PLOTS = ("connections", "circuit_breakers", "scaling", "incident_timeline", "mttr_hist")
-
-
-# -- atomic writes ------------------------------------------------------------------------------
-def _tmp(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
-
-
-def _atomic(path: Path, write: Callable[[Path], None]) -> Path:
-    tmp = _tmp(path)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
 
 
 def _json_ready(value: Any) -> Any:
@@ -74,7 +59,7 @@ def _json_ready(value: Any) -> Any:
 def write_json(path: Path, data: Any) -> Path:
     text = json.dumps(_json_ready(data), indent=2, ensure_ascii=False, allow_nan=False,
                       default=str) + "\n"
-    return _atomic(path, lambda p: p.write_text(text, encoding="utf-8"))
+    return atomic_write(path, lambda p: p.write_text(text, encoding="utf-8"))
 
 
 def _write_yaml(path: Path, data: Any) -> Path:
@@ -89,7 +74,7 @@ def _write_yaml(path: Path, data: Any) -> Path:
             fh.write("# The scenario of this run, resolved: times in seconds, sizes in bytes.\n")
             yaml.dump(_json_ready(data), fh)
 
-    return _atomic(path, write)
+    return atomic_write(path, write)
 
 
 def _scenario_data(result: Any) -> dict[str, Any] | None:
@@ -134,11 +119,11 @@ def save_run(result: Any, directory: str | Path, plots: bool = True) -> Path:
     write_json(out / "summary.json", result.summary())
     for name in TABLES:
         df = getattr(result, name)
-        _atomic(out / f"{name}.parquet", lambda p, df=df: df.to_parquet(p, index=False))
+        atomic_write(out / f"{name}.parquet", lambda p, df=df: df.to_parquet(p, index=False))
     for name in OPTIONAL_TABLES:
         df = getattr(result, name, None)
         if df is not None and len(df):
-            _atomic(out / f"{name}.parquet", lambda p, df=df: df.to_parquet(p, index=False))
+            atomic_write(out / f"{name}.parquet", lambda p, df=df: df.to_parquet(p, index=False))
     scenario = _scenario_data(result)
     if scenario is not None:
         _write_yaml(out / "scenario.yaml", scenario)
@@ -172,7 +157,7 @@ def write_plots(result: Any, directory: str | Path, names: list[str] | None = No
     written = []
     for name in names if names is not None else plots_for(result):
         png = render_png(result, name, dpi=dpi, detached=detached)
-        written.append(_atomic(out / f"{name}.png", lambda p, png=png: p.write_bytes(png)))
+        written.append(atomic_write(out / f"{name}.png", lambda p, png=png: p.write_bytes(png)))
     return written
 
 
@@ -287,11 +272,20 @@ def load_run(directory: str | Path) -> SavedRun:
         raise SimsysError(f"{out}: not a run directory (no summary.json)") from None
     except json.JSONDecodeError as exc:
         raise SimsysError(f"{out / 'summary.json'}: not valid JSON ({exc})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SimsysError(f"{out / 'summary.json'}: cannot read it ({exc})") from None
+    if not isinstance(summary, dict):
+        raise SimsysError(f"{out / 'summary.json'}: holds {type(summary).__name__}, expected "
+                          "the JSON object simsys run --out writes")
     tables = {}
     for name in TABLES + OPTIONAL_TABLES:
         path = out / f"{name}.parquet"
         if path.is_file():
-            tables[name] = pd.read_parquet(path)
+            try:
+                tables[name] = pd.read_parquet(path)
+            except Exception as exc:  # pyarrow: ArrowInvalid, OSError, … on a damaged file
+                raise SimsysError(f"{path}: not a readable parquet table "
+                                  f"({type(exc).__name__}: {str(exc)[:200]})") from None
         else:
             tables[name] = pd.DataFrame({c: pd.Series(dtype=float if c.endswith("_at") else object)
                                          for c in _EMPTY[name]})

@@ -36,6 +36,7 @@ from .display import (
     sweep_html,
 )
 from .errors import SimsysError
+from .files import atomic_write
 
 __all__ = ["NotAReportDirectory", "build_report", "kind_of"]
 
@@ -142,12 +143,17 @@ def build_report(directory: str | Path, output: str | Path | None = None) -> Pat
     """
     d = Path(directory)
     kind = kind_of(d)
-    page = _run_page(d) if kind == "run" else _sweep_page(d)
+    try:
+        page = _run_page(d) if kind == "run" else _sweep_page(d)
+    except (TypeError, KeyError, ValueError, AttributeError, IndexError) as exc:
+        # Files edited or damaged by hand: a user's input, not a bug of the report (which
+        # SIMSYS_DEBUG=1 still shows with its traceback).
+        if os.environ.get("SIMSYS_DEBUG", "") not in ("", "0"):
+            raise
+        raise SimsysError(f"{d}: its files do not have the shape simsys {kind} --out writes "
+                          f"({type(exc).__name__}: {str(exc)[:200]})") from None
     target = Path(output) if output is not None else d / REPORT_NAME
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, target)
-    return target
+    return atomic_write(target, lambda tmp: tmp.write_text(page, encoding="utf-8"))
 
 
 # -- pieces ---------------------------------------------------------------------------------------
@@ -375,37 +381,6 @@ def _files_html(d: Path) -> str:
 
 
 # -- sweep reports ------------------------------------------------------------------------------
-def _load_sweep(d: Path) -> Any:
-    """The sweep in ``d``: via :func:`simsys.sweep.load_sweep`, else straight from parquet."""
-    try:
-        from .sweep import load_sweep
-    except ImportError:
-        return read_sweep_dir(d)
-    return load_sweep(d)
-
-
-def read_sweep_dir(d: Path) -> Any:
-    """``sweep.json`` and every ``runs/part-*.parquet`` of ``d``, read with pandas alone.
-
-    Returns an object with ``runs``, ``meta``, ``grid_keys`` and ``scenario``; rows written
-    twice (a resumed sweep) are kept once, the last one.
-    """
-    from types import SimpleNamespace
-
-    import pandas as pd
-
-    meta = json.loads((d / "sweep.json").read_text(encoding="utf-8"))
-    parts = sorted((d / "runs").glob("part-*.parquet"))
-    frames = [pd.read_parquet(p) for p in parts]
-    runs = pd.concat([f for f in frames if len(f)], ignore_index=True) if any(
-        len(f) for f in frames) else pd.DataFrame(columns=["replication", "status"])
-    keys = [k for k in ("point_key", "replication") if k in runs.columns]
-    if len(keys) == 2:
-        runs = runs.drop_duplicates(keys, keep="last").reset_index(drop=True)
-    return SimpleNamespace(runs=runs, meta=meta, grid_keys=list(meta.get("grid_keys") or []),
-                           scenario=meta.get("scenario", {}))
-
-
 def _varying(runs: Any, keys: list[str]) -> list[str]:
     return [k for k in keys if k in runs.columns and runs[k].nunique(dropna=False) > 1]
 
@@ -414,8 +389,9 @@ def _sweep_page(d: Path) -> str:
     import itertools
 
     from .plot.style import detached
+    from .sweep import load_sweep
 
-    sw = _load_sweep(d)
+    sw = load_sweep(d)
     meta = getattr(sw, "meta", {}) or {}
     runs = sw.runs
     scenario = getattr(sw, "scenario", None) or meta.get("scenario") or {}

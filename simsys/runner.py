@@ -66,12 +66,17 @@ def run(
     if progress is True:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=sim.duration, unit="sim s", desc=G.graph.get("name", "run"), leave=False)
+        bar = tqdm(total=sim.duration, unit="sim s", desc=G.graph.get("name", "run"), leave=False,
+                   bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.4g}/{total:.4g} sim s "
+                   "[{elapsed}<{remaining}]")
 
         def callback(now: float) -> None:
             bar.update(now - bar.n)
     elif callable(progress):
         callback = progress
+        attach = getattr(progress, "attach", None)
+        if attach is not None:  # a bar that shows events per second counts them in the engine
+            attach(sim.env)
     else:
         callback = None
     started = time.perf_counter()

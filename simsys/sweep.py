@@ -100,15 +100,17 @@ runs are saved: run the same command again to finish).
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import itertools
 import json
 import math
 import os
 import signal
 import sys
+import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -118,6 +120,7 @@ import pandas as pd
 
 from .analysis import t_quantile
 from .errors import Problem, ScenarioError
+from .files import atomic_write, leftovers
 from .result import flatten
 from .spec.load import apply_overrides, read, validate
 from .spec.model import Scenario
@@ -137,6 +140,9 @@ Progress = bool | Callable[[int, int, int], None] | None
 
 
 # -- seeds --------------------------------------------------------------------------------------
+NO_WORKERS_WARNING = 10.0  # seconds without a Dask worker and without a finished run, then say so
+
+
 def replication_seed(base_seed: int, replication: int) -> int:
     """The seed of replication ``replication``, the same at every grid point.
 
@@ -150,11 +156,52 @@ def replication_seed(base_seed: int, replication: int) -> int:
 
 
 # -- the run, in a worker ---------------------------------------------------------------------
+class RunTimeout(Exception):
+    """A run went on longer than the sweep's ``run_timeout`` (wall-clock seconds)."""
+
+
+def _deadline(limit: float) -> Callable[[float], None]:
+    """A progress callback that ends the run once ``limit`` wall seconds have passed; the run
+    loop calls it every fraction of a second (:func:`simsys.sim.engine.run_until`)."""
+    ends_at = time.perf_counter() + limit
+
+    def check(now: float) -> None:
+        if time.perf_counter() > ends_at:
+            raise RunTimeout(f"the run took longer than {limit:g} s (run_timeout), at "
+                             f"{now:g} simulated s")
+    return check
+
+
+@contextlib.contextmanager
+def _alarm(limit: float | None) -> Iterator[None]:
+    """In a process's main thread (pool workers, jobs=1), also a SIGALRM after ``limit`` + 1 s:
+    it interrupts a run stuck between progress calls. Elsewhere (Dask's worker threads) the
+    progress deadline alone applies."""
+    usable = (limit is not None and hasattr(signal, "setitimer")
+              and threading.current_thread() is threading.main_thread())
+    if not usable:
+        yield
+        return
+
+    def expire(signum: int, frame: Any) -> None:
+        raise RunTimeout(f"the run took longer than {limit:g} s (run_timeout)")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, float(limit) + 1.0)  # type: ignore[arg-type]
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def _simulate(task: Mapping[str, Any]) -> dict[str, Any]:
     """Run one task and return its flat figures (the summary, plus ``collect``'s if given)."""
     from .runner import run
 
-    result = run(task["scenario"], seed=task["seed"], overrides=task["overrides"])
+    limit = task.get("run_timeout")
+    result = run(task["scenario"], seed=task["seed"], overrides=task["overrides"],
+                 progress=None if limit is None else _deadline(limit))
     figures = _figures(result.summary())
     collect = task.get("collect")
     if collect is not None:
@@ -180,12 +227,15 @@ def _execute(task: Mapping[str, Any]) -> dict[str, Any]:
         "seed": task["seed"],
     }
     try:
-        hook = task.get("before_run")
-        if hook is not None:
-            hook(task)
-        figures = _simulate(task)
+        with _alarm(task.get("run_timeout")):
+            hook = task.get("before_run")
+            if hook is not None:
+                hook(task)
+            figures = _simulate(task)
         row.update(status="ok", error=None)
         row.update(figures)
+    except RunTimeout as exc:
+        row.update(status="timeout", error=str(exc))
     except Exception as exc:  # a failed run is a result, not the end of the sweep
         row.update(status="error", error=_message(exc))
     row["wall_time"] = time.perf_counter() - started
@@ -294,6 +344,7 @@ class _Executors:
         self._owned = executor is None
         self._client: Any = None
         self._connected = False
+        self._seen_workers: set[str] = set()
         self.workers = 1
 
     def connect(self) -> None:
@@ -381,6 +432,25 @@ class _Executors:
             except Exception:
                 n = None
         return max(1, int(n or os.cpu_count() or 1))
+
+    def news(self, idle: float) -> list[str]:
+        """What a user waiting on a Dask cluster should hear: workers lost since the last call
+        (Dask runs their tasks again elsewhere), and none alive after ``idle`` seconds with
+        no run finished. Nothing for local executors, whose failures raise."""
+        client = self._client or getattr(self._executor, "_client", None)
+        if client is None:
+            return []
+        try:
+            alive = set(client.nthreads())
+        except Exception:  # the scheduler itself is gone; the runs' futures will say so
+            return []
+        out = [f"Dask worker {w} was lost; the scheduler runs its runs again on the others"
+               for w in sorted(self._seen_workers - alive)]
+        self._seen_workers = alive
+        if not alive and idle >= NO_WORKERS_WARNING:
+            out.append(f"no Dask worker has been connected to the scheduler for {idle:.0f} s; "
+                       "the sweep waits for one (start some with: dask worker ADDRESS)")
+        return out
 
     def replace(self) -> None:
         """After BrokenExecutor: a new process pool of the same size (also for a borrowed one)."""
@@ -553,9 +623,8 @@ def _versions() -> dict[str, str]:
 
 
 def _write_json(path: Path, data: Mapping[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    text = json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n"
+    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
@@ -569,9 +638,8 @@ def _write_parquet(df: pd.DataFrame, path: Path) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    tmp = path.with_name(path.name + ".tmp")
-    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), tmp)
-    os.replace(tmp, path)
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    atomic_write(path, lambda tmp: pq.write_table(table, tmp))
 
 
 class _PartWriter:
@@ -609,14 +677,28 @@ class _PartWriter:
         _write_parquet(_frame(rows), self.directory / f"part-{self.stamp}-{self.seq:05d}.parquet")
 
 
-def _read_parts(runs_dir: Path) -> pd.DataFrame:
-    """Every row in ``runs_dir/part-*.parquet`` (``*.tmp`` ignored), one per key, ok preferred."""
+def _read_parts(runs_dir: Path, quarantine: bool = False,
+                say: Callable[[str], None] | None = None) -> pd.DataFrame:
+    """Every row in ``runs_dir/part-*.parquet``, one per key, ok preferred.
+
+    A part that cannot be read (truncated by a crash of the disk or the machine, emptied by
+    hand) is skipped with a note; with ``quarantine`` (a sweep resuming) it is also renamed
+    ``….parquet.corrupt``, so its runs are done again and it is never read again.
+    """
     import pyarrow.parquet as pq
 
     frames = []
     for path in sorted(runs_dir.glob("part-*.parquet")):
-        frames.append(pq.read_table(path).to_pandas())
-    frames = [f for f in frames if len(f)]
+        try:
+            frames.append(pq.read_table(path).to_pandas())
+        except Exception as exc:  # pyarrow raises ArrowInvalid, OSError and others
+            note = f"{path}: not a readable part file ({_message(exc)})"
+            if quarantine:
+                bad = path.with_name(path.name + ".corrupt")
+                os.replace(path, bad)
+                note += f"; renamed {bad.name}, its runs will be done again"
+            (say or _stderr)(note)
+    frames = [f for f in frames if len(f) and "point_key" in f and "replication" in f]
     if not frames:
         return pd.DataFrame(columns=["point_key", "replication", "seed", "status", "error"])
     df = pd.concat(frames, ignore_index=True)
@@ -625,6 +707,10 @@ def _read_parts(runs_dir: Path) -> pd.DataFrame:
     df = df.sort_values(["point_key", "replication", "_ok", "_order"], kind="stable")
     df = df.drop_duplicates(["point_key", "replication"], keep="last")
     return df.sort_values("_order", kind="stable").drop(columns=["_order", "_ok"]).reset_index(drop=True)
+
+
+def _stderr(message: str) -> None:
+    print(f"simsys: {message}", file=sys.stderr, flush=True)
 
 
 # -- the plan ---------------------------------------------------------------------------------
@@ -1003,6 +1089,10 @@ def load_sweep(directory: str | Path) -> Sweep:
         raise ScenarioError([Problem("", "not a sweep directory (no sweep.json)", str(out))]) from None
     except json.JSONDecodeError as exc:
         raise ScenarioError([Problem("", f"sweep.json is not valid JSON: {exc}", str(out))]) from None
+    problem = _meta_problem(meta)
+    if problem:
+        raise ScenarioError([Problem("", f"sweep.json {problem}; not a sweep directory "
+                                         "written by simsys sweep", str(out))])
     df = _read_parts(out / "runs")
     keys, points = meta["grid_keys"], meta["points"]
     index = {_point_key(p): i for i, p in enumerate(points)}
@@ -1020,6 +1110,18 @@ def load_sweep(directory: str | Path) -> Sweep:
             if isinstance(v, float) and math.isnan(v):
                 row[k] = None
     return Sweep(_finish_frame(rows, keys, points), meta, out)
+
+
+def _meta_problem(meta: Any) -> str | None:
+    """What is wrong with a ``sweep.json`` read back, or None."""
+    if not isinstance(meta, dict):
+        return f"holds {type(meta).__name__}, expected a JSON object"
+    for key, kind in (("grid_keys", list), ("points", list), ("seed", int)):
+        if not isinstance(meta.get(key), kind):
+            return f"has no {key!r} ({kind.__name__})"
+    if not all(isinstance(p, dict) for p in meta["points"]):
+        return "has points that are not objects"
+    return None
 
 
 # -- the driver -------------------------------------------------------------------------------
@@ -1044,6 +1146,7 @@ def sweep(
     collect: Callable[[Any], Mapping[str, Any]] | None = None,
     scheduler_timeout: float = 5.0,
     flush_every: float = 2.0,
+    run_timeout: float | None = None,
 ) -> Sweep:
     """Run ``spec`` at every grid point, ``replications`` times each, and aggregate.
 
@@ -1083,6 +1186,10 @@ def sweep(
         Seconds to wait for a Dask scheduler before giving up with a ScenarioError.
     flush_every
         Seconds at most between two part files while runs finish.
+    run_timeout
+        Wall-clock seconds one run may take; a run that takes longer is stopped and recorded
+        with status ``timeout`` (and run again on resume with ``retry_errors``), so one run
+        that would never end cannot stall the sweep. Default: no limit.
 
     Returns
     -------
@@ -1166,7 +1273,8 @@ def sweep(
         if plan.queue:
             executors.connect()  # before the progress bar's thread: workers may be forked
         bar = _Bar(progress, plan.total, skipped, sum(1 for row in done.values() if row.get("status") != "ok"))
-        _drive(plan, executors, writer, bar, points, point_keys, shown, base, seed_of, before_run, collect)
+        _drive(plan, executors, writer, bar, points, point_keys, shown, base, seed_of, before_run,
+               collect, run_timeout)
         completed = True
     finally:
         writer.flush()
@@ -1220,11 +1328,11 @@ def _prepare_directory(
     meta["created_at"] = meta["created_at"] or time.strftime("%Y-%m-%dT%H:%M:%S%z")
     runs_dir = directory / "runs"
     runs_dir.mkdir(parents=True, exist_ok=True)
-    for tmp in runs_dir.glob("*.tmp"):  # left by a sweep that was killed while writing
+    for tmp in [*leftovers(runs_dir), *leftovers(directory)]:  # from a sweep killed mid-write
         tmp.unlink(missing_ok=True)
     _write_json(old_path, meta)
     done: dict[tuple[int, int], dict[str, Any]] = {}
-    df = _read_parts(runs_dir)
+    df = _read_parts(runs_dir, quarantine=True)
     if not len(df):
         return done
     for row in df.to_dict("records"):
@@ -1269,6 +1377,13 @@ class _Bar:
         if self.callback is not None:
             self.callback(self.done, total, self.failed)
 
+    def say(self, message: str) -> None:
+        """A note for the user on stderr, above the bar when there is one."""
+        if self.bar is not None:
+            self.bar.write(f"simsys: {message}", file=sys.stderr)
+        else:
+            print(f"simsys: {message}", file=sys.stderr, flush=True)
+
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
@@ -1295,6 +1410,7 @@ def _drive(
     seed_of: Callable[[int], int],
     before_run: Callable[[Mapping[str, Any]], None] | None,
     collect: Callable[[Any], Mapping[str, Any]] | None,
+    run_timeout: float | None = None,
 ) -> None:
     """Keep the executor busy until the plan is done; record every row as it arrives."""
     if not plan.queue:
@@ -1305,6 +1421,7 @@ def _drive(
     suspects: deque[tuple[int, int]] = deque()  # in flight when a worker died; rerun alone
     alone: set[tuple[int, int]] = set()
     broken = False
+    last_done = last_news = time.monotonic()
 
     def task(p: int, r: int) -> dict[str, Any]:
         t: dict[str, Any] = {
@@ -1315,6 +1432,8 @@ def _drive(
             t["before_run"] = before_run
         if collect is not None:
             t["collect"] = collect
+        if run_timeout is not None:
+            t["run_timeout"] = run_timeout
         return t
 
     def record(p: int, r: int, row: dict[str, Any]) -> None:
@@ -1363,6 +1482,13 @@ def _drive(
         timeout = writer.due()
         done, _ = cf.wait(list(inflight), timeout=1.0 if timeout is None else max(timeout, 0.01),
                           return_when=cf.FIRST_COMPLETED)
+        now = time.monotonic()
+        if done:
+            last_done = now
+        if now - last_news >= 2.0:
+            last_news = now
+            for message in executors.news(now - last_done):
+                bar.say(message)
         for future in done:
             p, r = item = inflight.pop(future)
             try:

@@ -207,3 +207,25 @@ def test_websocket_reconnects_are_independent_of_memory_layout():
         assert again.deliveries.equals(first.deliveries), n
         assert again.timeseries.equals(first.timeseries), n
         del junk
+
+
+def test_progress_steps_sized_by_wall_clock_do_not_change_results():
+    """With a progress callback the run goes in steps of simulated time sized by how long
+    each took; where steps end must not matter. A callback that sleeps at random makes the
+    steps land elsewhere on every call."""
+    import random
+    import time
+
+    import simsys
+
+    jitter = random.Random(1)  # the test's own, not the simulation's
+
+    def slow(now: float) -> None:
+        time.sleep(jitter.choice([0.0, 0.0, 0.02, 0.2]))
+
+    spec = "scenarios/chaos-checkout.yaml"
+    quiet = simsys.run(spec, seed=4)
+    steps = simsys.run(spec, seed=4, progress=slow)
+    assert quiet.requests.equals(steps.requests)
+    assert quiet.timeseries.equals(steps.timeseries)
+    assert quiet.summary() == steps.summary()
