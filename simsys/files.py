@@ -52,4 +52,4 @@ def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
 
 def leftovers(directory: Path) -> list[Path]:
     """Temporary files a killed writer left in ``directory`` (safe to delete)."""
-    return [p for p in directory.glob(".*.tmp") if p.is_file() or p.is_symlink()]
+    return [p for p in directory.glob("*.tmp") if p.is_file() or p.is_symlink()]
