@@ -411,8 +411,8 @@ def compare(
     for name, spec in named.items():  # every variant is checked before anything runs
         try:
             scenarios[name] = load(spec, overrides)
-        except ScenarioError as exc:
-            problems += exc.problems
+        except ScenarioError as exc:  # an override's problem is the same for every variant
+            problems += [p for p in exc.problems if p not in problems]
     if problems:
         raise ScenarioError(problems)
     first = next(iter(scenarios.values()))
