@@ -15,11 +15,12 @@ from __future__ import annotations
 import math
 import os
 import sys
-import time
 from collections.abc import Callable
 from typing import Any
 
 import click
+
+from .formatting import fmt_bytes, fmt_duration, fmt_ms, fmt_number, fmt_pct, fmt_rate
 
 EXIT_OK = 0
 EXIT_INTERNAL = 1
@@ -182,56 +183,10 @@ def validate(scenario: str, overrides: tuple[str, ...]) -> None:
 
     spec = _load(scenario, overrides)
     check(build_graph(spec))
-    from .spec.units import format_duration
-
     click.echo(
         f"{scenario}: ok — {spec.name!r}, {len(spec.services)} service(s), "
-        f"{len(spec.workload)} workload(s), {format_duration(spec.max_duration)} simulated"
+        f"{len(spec.workload)} workload(s), {fmt_duration(spec.max_duration)} simulated"
     )
-
-
-class _LazyBar:
-    """A progress callback that shows a tqdm bar only once a run has taken PROGRESS_DELAY s."""
-
-    def __init__(self, total: float, desc: str, delay: float = PROGRESS_DELAY):
-        self.total = total
-        self.desc = desc
-        self.delay = delay
-        self.started = time.perf_counter()
-        self.bar: Any = None
-        self.env: Any = None
-
-    def attach(self, env: Any) -> None:
-        """The run's simpy environment, to count its events (see :func:`simsys.runner.run`)."""
-        self.env = env
-
-    def __call__(self, now: float) -> None:
-        elapsed = time.perf_counter() - self.started
-        if self.bar is None:
-            if elapsed < self.delay:
-                return
-            from tqdm import tqdm
-
-            try:
-                width, height = os.get_terminal_size(sys.stderr.fileno())
-            except (OSError, ValueError):
-                width = height = 0
-            # a terminal that reports no size (0×0, e.g. some ptys) would get no bar from tqdm
-            self.bar = tqdm(total=self.total, unit="sim s", desc=self.desc, file=sys.stderr,
-                            leave=False, ncols=min(width or 80, 100), nrows=height or 24,
-                            initial=now, mininterval=0.5,
-                            bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.4g}/{total:.4g} "
-                            "sim s [{elapsed}<{remaining}{postfix}]")
-        if self.env is not None:
-            from .sim.engine import events_so_far
-
-            rate = events_so_far(self.env) / max(elapsed, 1e-9)
-            self.bar.set_postfix_str(f"{rate:,.0f} events/s", refresh=False)
-        self.bar.update(now - self.bar.n)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
 
 
 @cli.command()
@@ -281,7 +236,9 @@ def run(scenario: str, seed: int | None, overrides: tuple[str, ...], out_dir: st
     progress: Callable[[float], None] | None = None
     bar = None
     if not quiet and sys.stderr.isatty():
-        bar = progress = _LazyBar(spec.max_duration, spec.name)
+        from .progress import SimTimeBar
+
+        bar = progress = SimTimeBar(spec.max_duration, spec.name, delay=PROGRESS_DELAY)
     try:
         result = simulate(spec, seed=seed, progress=progress, max_events=max_events)
     except ScenarioError as exc:  # found while running (a loop that cannot advance): name the file
@@ -333,24 +290,12 @@ def _json_ready(value: Any) -> Any:
 
 
 # -- the readable summary -------------------------------------------------------------------
-def _ms(x: float | None) -> str:
-    return "-" if x is None or not math.isfinite(x) else f"{x * 1e3:.3f}"
+def _in_ms(seconds: float | None) -> float | None:
+    return None if seconds is None else seconds * 1e3
 
 
-def _pct(x: float | None) -> str:
-    return "-" if x is None or not math.isfinite(x) else f"{x * 100:.2f}%"
-
-
-def _mb(x: float | None) -> str:
-    return "-" if x is None or not math.isfinite(x) else f"{x / 1e6:.1f}"
-
-
-def _secs(x: float | None) -> str:
-    if x is None or not math.isfinite(x):
-        return "-"
-    if x >= 120:
-        return f"{x / 60:.3g} min"
-    return f"{x:.3g} s"
+def _in_mb(num_bytes: float | None) -> float | None:
+    return None if num_bytes is None else num_bytes / 1e6
 
 
 def _table(header: list[str], rows: list[list[str]], indent: str = "  ") -> list[str]:
@@ -366,9 +311,9 @@ def _table(header: list[str], rows: list[list[str]], indent: str = "  ") -> list
 def format_summary(s: dict[str, Any], wall_time: float | None = None) -> str:
     """The summary as a plain-text table: ms for latency, MB (10⁶ bytes) for memory."""
     duration, warmup = s.get("duration", 0.0), s.get("warmup", 0.0)
-    head = f"{s.get('name', 'scenario')}  seed {s.get('seed')}  {_secs(duration)} simulated"
+    head = f"{s.get('name', 'scenario')}  seed {s.get('seed')}  {fmt_duration(duration)} simulated"
     if warmup:
-        head += f", first {_secs(warmup)} left out (warmup{', auto' if s.get('warmup_auto') else ''})"
+        head += f", first {fmt_duration(warmup)} left out (warmup{', auto' if s.get('warmup_auto') else ''})"
     if wall_time:
         head += f"  [{wall_time:.2f} s wall]"
     req = s["requests"]
@@ -377,27 +322,27 @@ def format_summary(s: dict[str, Any], wall_time: float | None = None) -> str:
     lines += _table(["total", *statuses], [[str(req["total"]), *(str(req[k]) for k in statuses)]])
     lines += [
         "",
-        f"throughput  {s['throughput']:.2f} req/s    error rate  {_pct(s['error_rate'])}",
+        f"throughput  {fmt_rate(s['throughput'])}    error rate  {fmt_pct(s['error_rate'])}",
         "",
         "latency of ok requests (ms)",
     ]
     lat = s["latency"]
     keys = [k for k in ("mean", "p50", "p90", "p95", "p99", "p999", "max") if k in lat]
-    lines += _table(keys, [[_ms(lat[k]) for k in keys]])
+    lines += _table(keys, [[fmt_number(_in_ms(lat[k]), 4) for k in keys]])
     from .run_analysis import describe  # intervals, warm-up, stop rule, Little's law
 
     lines += ["", *describe(s)] if describe(s) else []
     inc = s["incidents"]
     lines += [
         "",
-        f"incidents   {inc['count']}    MTTR {_secs(inc['mttr'])}    MTTD {_secs(inc['mttd'])}"
-        f"    MTBF {_secs(inc['mtbf'])}",
+        f"incidents   {inc['count']}    MTTR {fmt_duration(inc['mttr'])}    MTTD {fmt_duration(inc['mttd'])}"
+        f"    MTBF {fmt_duration(inc['mtbf'])}",
     ]
     services = s.get("services", {})
     if services:
         rows = [
-            [name, _pct(v.get("availability")), _pct(v.get("utilization")),
-             _mb(v.get("memory_peak"))]
+            [name, fmt_pct(v.get("availability")), fmt_pct(v.get("utilization")),
+             fmt_number(_in_mb(v.get("memory_peak")), 4)]
             for name, v in services.items()
         ]
         lines += ["", *_table(["service", "availability", "utilization", "memory peak (MB)"],
@@ -416,14 +361,13 @@ def _ws_value(key: str, value: Any) -> str:
     if not isinstance(value, int | float) or isinstance(value, bool):
         return str(value)
     if key.startswith(("delivery", "latency", "handshake")) or key.endswith("_time"):
-        return f"{value * 1e3:.3f} ms"
+        return fmt_ms(value)
     if key.startswith("bytes") or "memory" in key:
-        per = "/s" if key.endswith("_per_s") else ""
-        return f"{value / 1e6:.3f} MB{per}"
+        return fmt_bytes(value) + ("/s" if key.endswith("_per_s") else "")
     if key.endswith("utilization"):
-        return _pct(value)
+        return fmt_pct(value)
     if key.endswith(("_rate", "_per_s")):
-        return f"{value:,.1f}/s"
+        return fmt_rate(value, "/s")
     if isinstance(value, float) and not value.is_integer():
         return f"{value:,.1f}"
     return f"{int(value):,}"

@@ -15,9 +15,23 @@ from __future__ import annotations
 
 import html
 import math
-import numbers
 from collections.abc import Iterable, Mapping
 from typing import Any
+
+from .formatting import (
+    DASH,
+    LATENCY_NAMES,
+    fmt_bytes,
+    fmt_count,
+    fmt_duration,
+    fmt_in_unit,
+    fmt_ms,
+    fmt_number,
+    fmt_pct,
+    fmt_rate,
+    fmt_value,
+    metric_label,
+)
 
 __all__ = [
     "fmt_bytes",
@@ -33,10 +47,7 @@ __all__ = [
     "sweep_html",
 ]
 
-DASH = "–"
 LATENCY_KEYS = ("mean", "p50", "p90", "p95", "p99", "p999", "max")
-LATENCY_NAMES = {"mean": "mean", "p50": "p50", "p90": "p90", "p95": "p95", "p99": "p99",
-                 "p999": "p99.9", "max": "max"}
 
 # Inline styles only: GitHub and some notebook viewers drop <style> blocks from outputs.
 _TABLE = ("border-collapse:collapse;font-family:system-ui,-apple-system,'Segoe UI',sans-serif;"
@@ -49,164 +60,7 @@ _CAPTION = "caption-side:top;text-align:left;font-weight:600;padding:2px 0 4px 0
 _MUTED = "color:#666"
 
 
-# -- numbers in human units ---------------------------------------------------------------------
-def _bad(x: Any) -> bool:
-    return x is None or (isinstance(x, float) and not math.isfinite(x))
-
-
-def _text(x: Any) -> str | None:
-    """Values that are not numbers (``"10min"`` in an unresolved scenario) are shown as given."""
-    if isinstance(x, str | bool) or not (x is None or isinstance(x, numbers.Real)):
-        return html.escape(str(x))
-    return None
-
-
-def _sig(x: float, digits: int = 3) -> str:
-    """``x`` with ``digits`` significant digits, never in scientific notation below 1e6."""
-    if x == 0:
-        return "0"
-    mag = math.floor(math.log10(abs(x)))
-    decimals = max(0, digits - 1 - mag)
-    return f"{x:,.{decimals}f}"
-
-
-def fmt_ms(seconds: float | None) -> str:
-    """A latency in milliseconds: ``0.0833`` → ``'83.3 ms'``."""
-    if _text(seconds) is not None:
-        return _text(seconds)  # type: ignore[return-value]
-    if _bad(seconds):
-        return DASH
-    return f"{_trim(_sig(seconds * 1e3))} ms"
-
-
-def fmt_duration(seconds: float | None) -> str:
-    """A span of simulated time in the largest unit that keeps it readable.
-
-    >>> fmt_duration(0.004), fmt_duration(45), fmt_duration(600), fmt_duration(9000)
-    ('4 ms', '45 s', '10 min', '2.5 h')
-    """
-    if _text(seconds) is not None:
-        return _text(seconds)  # type: ignore[return-value]
-    if _bad(seconds):
-        return DASH
-    s = float(seconds)
-    if abs(s) < 1:
-        return f"{_trim(_sig(s * 1e3))} ms"
-    if abs(s) < 120:
-        return f"{_trim(_sig(s))} s"
-    if abs(s) < 7200:
-        return f"{_trim(_sig(s / 60))} min"
-    return f"{_trim(_sig(s / 3600))} h"
-
-
-def _trim(text: str) -> str:
-    """``'8.00'`` → ``'8'``, ``'3.50'`` → ``'3.5'``."""
-    return text.rstrip("0").rstrip(".") if "." in text else text
-
-
-def fmt_bytes(num_bytes: float | None) -> str:
-    """A size in decimal units (MB = 10⁶ bytes, like the scenario files)."""
-    if _text(num_bytes) is not None:
-        return _text(num_bytes)  # type: ignore[return-value]
-    if _bad(num_bytes):
-        return DASH
-    b = float(num_bytes)
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
-        if abs(b) >= scale:
-            return f"{_trim(_sig(b / scale))} {unit}"
-    return f"{b:.0f} B"
-
-
-def fmt_pct(fraction: float | None, digits: int = 2) -> str:
-    """A fraction as a percentage; 99.9996 % is never rounded to 100 %, nor 0.0004 % to 0 %.
-
-    >>> fmt_pct(0.5), fmt_pct(0.999996), fmt_pct(1.0), fmt_pct(0.000004)
-    ('50.00%', '99.9996%', '100%', '0.0004%')
-    """
-    if _text(fraction) is not None:
-        return _text(fraction)  # type: ignore[return-value]
-    if _bad(fraction):
-        return DASH
-    p = float(fraction) * 100
-    if p in (0.0, 100.0):
-        return f"{p:.0f}%"
-    d = digits
-    while d < 8 and round(p, d) in (0.0, 100.0):
-        d += 1
-    return f"{p:.{d}f}%"
-
-
-def fmt_rate(per_second: float | None, unit: str = "req/s") -> str:
-    if _text(per_second) is not None:
-        return _text(per_second)  # type: ignore[return-value]
-    if _bad(per_second):
-        return DASH
-    return f"{_trim(_sig(float(per_second), 4))} {unit}"
-
-
-def fmt_count(n: Any) -> str:
-    if _text(n) is not None:
-        return _text(n)  # type: ignore[return-value]
-    if _bad(n):
-        return DASH
-    return f"{int(n):,}"
-
-
-# Units of flattened summary keys, shared by the sweep table and the sweep plots.
-def metric_label(key: str) -> tuple[str, float, str]:
-    """``(readable name, scale, unit)`` of a flattened summary key such as ``latency.p99``.
-
-    >>> metric_label("latency.p99")
-    ('p99 latency', 1000.0, 'ms')
-    >>> metric_label("services.cart.utilization")
-    ('cart utilization', 100.0, '%')
-    """
-    parts = key.split(".")
-    last = parts[-1]
-    if parts[0] == "latency":
-        return f"{LATENCY_NAMES.get(last, last)} latency", 1e3, "ms"
-    if key == "throughput":
-        return "throughput", 1.0, "req/s"
-    if key == "error_rate":
-        return "error rate", 100.0, "%"
-    if parts[0] == "requests":
-        return f"requests {last}", 1.0, "requests"
-    if parts[0] == "incidents":
-        if last in ("mttr", "mttd", "mtbf"):
-            return last.upper(), 1.0, "s"
-        return f"incidents {last}", 1.0, ""
-    if parts[0] == "services" and len(parts) >= 3:
-        name = ".".join(parts[1:-1])
-        if last in ("availability", "utilization"):
-            return f"{name} {last}", 100.0, "%"
-        if last == "memory_peak":
-            return f"{name} peak memory", 1e-6, "MB"
-        if last == "mttr":
-            return f"{name} MTTR", 1.0, "s"
-        return f"{name} {last}", 1.0, ""
-    if parts[0] == "websockets":
-        return f"WebSocket {last.replace('_', ' ')}", 1.0, ""
-    return key, 1.0, ""
-
-
-def fmt_value(key: str, value: Any) -> str:
-    """A flattened summary value in the units :func:`metric_label` gives it."""
-    if _bad(value) or not isinstance(value, int | float):
-        return DASH if _bad(value) else html.escape(str(value))
-    _, scale, unit = metric_label(key)
-    if unit == "%":
-        return fmt_pct(value)
-    if unit == "ms":
-        return fmt_ms(value)
-    if unit == "MB":
-        return fmt_bytes(value)
-    if unit == "s":
-        return fmt_duration(value)
-    if unit == "req/s":
-        return fmt_rate(value)
-    if float(value).is_integer():
-        return fmt_count(value)
-    return _sig(float(value) * scale, 4) + (f" {unit}" if unit else "")
+# Numbers in human units come from simsys.formatting (one voice for the CLI, HTML and plots).
 
 
 # -- small HTML builders --------------------------------------------------------------------
@@ -410,14 +264,13 @@ def sweep_html(sweep: Any, metrics: Iterable[str] = DEFAULT_SWEEP_METRICS,
         row = [_e(v) for v in values] + [fmt_count(len(g))]
         for m in metrics:
             mean, lo, hi = mean_ci(g[m].to_numpy(dtype=float))
-            cell = fmt_value(m, mean)
-            if math.isfinite(hi - lo) and hi > lo:
-                _, scale, unit = metric_label(m)
-                half = (hi - lo) / 2 * scale
-                cell += f' <span style="{_MUTED}">± {_sig(half, 2)}</span>'
+            half = (hi - lo) / 2 if math.isfinite(hi - lo) and hi > lo else None
+            cell = fmt_in_unit(m, mean, half)
             row.append(f'<span style="white-space:nowrap">{cell}</span>')
         rows.append(row)
-    header = [*(_e(k) for k in keys), "runs", *(_e(metric_label(m)[0]) for m in metrics)]
+    header = [*(_e(k) for k in keys), "runs",
+              *(_e(metric_label(m)[0] + (f" ({metric_label(m)[2]})" if metric_label(m)[2] else ""))
+                for m in metrics)]
     more = ""
     n_groups = len(groups) if hasattr(groups, "__len__") else 1
     if n_groups > max_rows:
@@ -660,5 +513,5 @@ def _compact(value: Any, key: str = "") -> str:
         words = key.lower().replace("-", "_").split("_")
         if any(w in _TIME_WORDS for w in words):
             return fmt_duration(value)
-        return _trim(_sig(value, 4)) if value else "0"
+        return fmt_number(value, 4)
     return str(value)

@@ -64,14 +64,10 @@ def run(
     bar = None
     callback: Callable[[float], None] | None
     if progress is True:
-        from tqdm.auto import tqdm
+        from .progress import SimTimeBar
 
-        bar = tqdm(total=sim.duration, unit="sim s", desc=G.graph.get("name", "run"), leave=False,
-                   bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.4g}/{total:.4g} sim s "
-                   "[{elapsed}<{remaining}]")
-
-        def callback(now: float) -> None:
-            bar.update(now - bar.n)
+        bar = callback = SimTimeBar(sim.duration, G.graph.get("name", "run"))
+        bar.attach(sim.env)
     elif callable(progress):
         callback = progress
         attach = getattr(progress, "attach", None)

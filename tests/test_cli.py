@@ -12,7 +12,8 @@ from click.testing import CliRunner
 
 import simsys
 from simsys import cli as cli_module
-from simsys.cli import _LazyBar, cli, format_summary
+from simsys.cli import cli, format_summary
+from simsys.progress import SimTimeBar
 
 ROOT = Path(__file__).resolve().parents[1]
 SIMSYS = Path(sys.executable).with_name("simsys")
@@ -104,8 +105,13 @@ def test_cli_module_imports_only_click_at_load():
         if isinstance(node, ast.Import):
             top |= {a.name.split(".")[0] for a in node.names}
         elif isinstance(node, ast.ImportFrom):
-            top.add((node.module or "").split(".")[0] if node.level == 0 else "." * node.level)
-    assert top <= {"__future__", "click", "math", "os", "sys", "time", "collections", "typing"}
+            top.add((node.module or "").split(".")[0] if node.level == 0 else
+                    "." * node.level + (node.module or ""))
+    # .formatting: the standard-library-only module that says how numbers are shown
+    assert top <= {"__future__", "click", "math", "os", "sys", "time", "collections", "typing",
+                   ".formatting"}
+    formatting = ast.parse(Path(cli_module.__file__).with_name("formatting.py").read_text())
+    assert not [n for n in formatting.body if isinstance(n, ast.ImportFrom) and n.level]
 
 
 # -- run ----------------------------------------------------------------------------------------
@@ -217,22 +223,24 @@ def test_usage_errors_exit_2():
 
 
 # -- pieces -------------------------------------------------------------------------------------
-def test_progress_bar_waits_before_showing():
-    quiet = _LazyBar(total=10.0, desc="t", delay=60.0)
+def test_progress_bar_waits_before_showing(capsys):
+    quiet = SimTimeBar(total=10.0, desc="t", delay=60.0, notebook=False)
     quiet(5.0)
-    assert quiet.bar is None
     quiet.close()
-    shown = _LazyBar(total=10.0, desc="t", delay=0.0)
+    assert capsys.readouterr().err == ""
+    shown = SimTimeBar(total=10.0, desc="t", delay=0.0, notebook=False)
     shown(2.5)
     shown(10.0)
-    assert shown.bar is not None and shown.bar.n == 10.0
+    assert shown.bar.n == 10.0 and "10 s / 10 s" in shown.bar.postfix
     shown.close()
 
 
 def test_no_progress_bar_when_stderr_is_not_a_tty(tiny, monkeypatch):
     made = []
-    real = cli_module._LazyBar
-    monkeypatch.setattr(cli_module, "_LazyBar", lambda *a, **k: made.append(1) or real(*a, **k))
+    import simsys.progress
+
+    real = simsys.progress.SimTimeBar
+    monkeypatch.setattr(simsys.progress, "SimTimeBar", lambda *a, **k: made.append(1) or real(*a, **k))
     assert invoke("run", str(tiny)).exit_code == 0
     assert made == []
 
@@ -250,10 +258,11 @@ def test_format_summary_units():
     }
     text = format_summary(s)
     assert "10 min simulated, first 60 s left out (warmup)" in text
-    assert "12.500" in text and "200.000" in text      # ms
-    assert "1.50 req/s" in text and "10.00%" in text
-    assert "MTTR 45 s" in text and "MTBF -" in text
-    assert "99.90%" in text and "250.0" in text        # availability, MB
+    assert "latency of ok requests (ms)" in text
+    assert "12.5" in text and "200" in text and "12.500" not in text  # ms, 4 digits, no padding
+    assert "1.5 req/s" in text and "10.00%" in text
+    assert "MTTR 45 s" in text and "MTBF –" in text
+    assert "99.90%" in text and "memory peak (MB)" in text and "  250" in text
     assert "websockets" not in text                     # all zero: left out
 
 
@@ -306,7 +315,7 @@ def test_websockets_block_one_figure_per_line_in_its_unit():
     summary["websockets"] = {"accepted": 2000, "blocked": 0, "delivery_mean": 0.0301,
                              "bytes_per_s": 288489.5, "server_memory_mean": 4.9e8}
     text = format_summary(summary)
-    assert "delivery_mean       30.100 ms" in text
-    assert "bytes_per_s         0.288 MB/s" in text
-    assert "server_memory_mean  490.000 MB" in text
+    assert "delivery_mean       30.1 ms" in text
+    assert "bytes_per_s         288 KB/s" in text
+    assert "server_memory_mean  490 MB" in text
     assert "blocked" not in text  # zeros are left out

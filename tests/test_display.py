@@ -103,8 +103,8 @@ def test_sweep_html_from_runs():
     })
     html = sweep_html(runs)
     text = cells(html)
-    assert "services.web.workers" in text and "p99 latency" in text
-    assert "210 ms ± 25" in " ".join(text)
+    assert "services.web.workers" in text and "p99 latency (ms)" in text
+    assert "210 ± 25" in " ".join(text)  # in the column's unit, ms
     assert "5 ok" in html and "1 error" in html
     assert sweep_html(runs.iloc[:0]).count("no runs") == 1
 

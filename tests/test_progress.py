@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 import simsys
-from simsys.cli import _LazyBar
+from simsys.progress import SimTimeBar, tqdm_class
 
 BUSY = {"duration": "40min", "services": {"web": {"workers": 4, "service_time": "5ms"}},
         "workload": [{"type": "poisson", "rate": "300/s", "target": "web"}]}
@@ -27,9 +27,37 @@ def test_progress_is_called_at_least_every_second_of_wall_time():
 
 
 def test_the_cli_bar_shows_simulated_time_and_events_per_second(capsys):
-    bar = _LazyBar(2400.0, "busy", delay=0.0)
+    bar = SimTimeBar(2400.0, "busy", delay=0.0, notebook=False)
     simsys.run(BUSY, seed=1, progress=bar)
     bar.close()
     err = capsys.readouterr().err
-    assert "events/s" in err and "sim s" in err and "/2400 sim s" in err
-    assert "37.199999" not in err
+    assert "events/s" in err and "/ 40 min" in err, err[-300:]
+    assert "37.199999" not in err and "2400" not in err
+
+
+def test_simulated_time_is_formatted_even_at_awkward_floats():
+    bar = SimTimeBar(60.0, "t", delay=60.0, notebook=False)  # never shown: only its text
+    assert bar.text(37.199999999999996) == "37.2 s / 60 s"
+    bar.close()
+
+
+def test_a_notebook_without_ipywidgets_gets_the_text_bar_and_no_warning(monkeypatch):
+    import importlib.util
+    import warnings
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "ipywidgets" else real(name, *a))
+    assert tqdm_class(notebook=True).__module__ == "tqdm.std"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # TqdmWarning: IProgress not found would raise here
+        bar = SimTimeBar(10.0, "t", notebook=True)
+        bar(5.0)
+        bar.close()
+
+
+def test_a_notebook_with_ipywidgets_gets_the_widget_bar():
+    import pytest
+
+    pytest.importorskip("ipywidgets")
+    assert tqdm_class(notebook=True).__module__ == "tqdm.notebook"

@@ -17,18 +17,11 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from ..compare import _unit
+from ..formatting import column_header, fmt_mean_pm, fmt_number, metric_label
 from . import style as st
 from .style import style
 
 LATENCY_MARKS = (50, 90, 99, 99.9)
-# figure -> (label, unit, factor)
-def _fmt(x: float) -> str:
-    if not math.isfinite(x):
-        return "–"
-    if x == 0:
-        return "0"
-    return f"{x:.4g}" if abs(x) >= 1e-3 else f"{x:.2e}"
 
 
 def _subtitle(ax: Axes, text: str) -> None:
@@ -114,7 +107,7 @@ class ComparisonPlots:
         ``kind="bar"`` draws bars from zero; ``"point"`` draws dots on a zoomed axis, for
         figures near a bound such as availability.
         """
-        unit, factor = _unit(metric)
+        _, factor, unit = metric_label(metric)
         t = self.comparison.table([metric]).loc[metric]
         variants = self.variants
         with style():
@@ -125,6 +118,7 @@ class ComparisonPlots:
             means = np.array([t[(v, "mean")] for v in variants], dtype=float) * factor
             lows = np.array([t[(v, "ci_low")] for v in variants], dtype=float) * factor
             highs = np.array([t[(v, "ci_high")] for v in variants], dtype=float) * factor
+            halves = (highs - lows) / 2  # the table's ± (before clipping), for the labels
             if unit == "%":  # a share's interval stops at its bounds
                 lows, highs = np.clip(lows, 0.0, 100.0), np.clip(highs, 0.0, 100.0)
             if not np.isfinite(means).any():
@@ -142,9 +136,9 @@ class ComparisonPlots:
             top = np.nanmax(np.where(np.isfinite(highs), highs, means))
             bottom = np.nanmin(np.where(np.isfinite(lows), lows, means))
             span = (top - min(bottom, 0.0 if kind == "bar" else bottom)) or abs(top) or 1.0
-            for x, m, h in zip(xs, means, highs, strict=True):
+            for x, m, h, half in zip(xs, means, highs, halves, strict=True):
                 y = h if math.isfinite(h) else m
-                ax.annotate(_fmt(m), (x, y), xytext=(0, 4), textcoords="offset points",
+                ax.annotate(fmt_mean_pm(m, half), (x, y), xytext=(0, 4), textcoords="offset points",
                             ha="center", va="bottom", fontsize=11, fontweight="bold")
             labels = []
             for i, v in enumerate(variants):
@@ -153,10 +147,10 @@ class ComparisonPlots:
                     continue
                 d, dl, dh = (t[(v, s)] * factor for s in ("diff", "diff_low", "diff_high"))
                 sign = "+" if d > 0 else ""
-                ci = f"\n[{_fmt(dl)}, {_fmt(dh)}]" if math.isfinite(dl) else ""
-                labels.append(f"{v}\nΔ {sign}{_fmt(d)}{ci}")
+                ci = f"\n[{fmt_number(dl)}, {fmt_number(dh)}]" if math.isfinite(dl) else ""
+                labels.append(f"{v}\nΔ {sign}{fmt_number(d)}{ci}")
             ax.set_xticks(xs, labels)
-            ax.set_ylabel(f"{metric} ({unit})" if unit else metric)
+            ax.set_ylabel(column_header(metric))
             if kind == "bar":
                 ax.set_ylim(min(0.0, bottom - 0.05 * span), top + 0.15 * span)
             else:

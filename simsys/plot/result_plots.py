@@ -20,6 +20,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from ..formatting import fmt_bytes, fmt_duration, fmt_ms, fmt_pct, fmt_rate
 from . import style as st
 from .style import style
 
@@ -28,15 +29,6 @@ LATENCY_MARKS = (50, 90, 99, 99.9)
 
 def _pname(p: float) -> str:
     return f"p{p:g}"
-
-
-def _ms(seconds: float) -> str:
-    ms = seconds * 1e3
-    if ms >= 100:
-        return f"{ms:.0f} ms"
-    if ms >= 10:
-        return f"{ms:.1f} ms"
-    return f"{ms:.3g} ms"
 
 
 def _ok_after_warmup(result: Any) -> pd.DataFrame:
@@ -150,9 +142,9 @@ def latency_cdf(result: Any, ax: Axes | None = None, by: str | None = None,
             ax.annotate(_pname(p), (v * 1e3, p / 100), xytext=(6, -6) if last else (-6, 4),
                         textcoords="offset points", ha="left" if last else "right",
                         va="top" if last else "bottom", fontsize=10)
-            rows.append(f"{_pname(p):>6}  {_ms(v)}")
+            rows.append(f"{_pname(p):>6}  {fmt_ms(v)}")
         mean = g["latency"].mean()
-        rows.insert(0, f"{'mean':>6}  {_ms(mean)}")
+        rows.insert(0, f"{'mean':>6}  {fmt_ms(mean)}")
         ax.text(0.98, 0.04, "\n".join(rows), transform=ax.transAxes, ha="right", va="bottom",
                 family="monospace", fontsize=11,
                 bbox={"boxstyle": "round,pad=0.4", "fc": "white", "ec": "#BBBBBB"})
@@ -168,7 +160,7 @@ def latency_over_time(result: Any, ax: Axes | None = None, window: float | None 
         ax = st.new_axes(ax)
         w = _window(result, window)
         _title(ax, "Latency over time", result,
-               f"ok requests, by start time, per {st_fmt_window(w)} window")
+               f"ok requests, by start time, per {fmt_duration(w)} window")
         df = result.requests
         df = df[df["status"] == "ok"]
         scale = _over_time(ax, result, "latency (ms)")
@@ -197,14 +189,6 @@ def latency_over_time(result: Any, ax: Axes | None = None, window: float | None 
         return ax
 
 
-def st_fmt_window(w: float) -> str:
-    if w < 1:
-        return f"{w * 1e3:g} ms"
-    if w < 120:
-        return f"{w:g} s"
-    return f"{w / 60:g} min"
-
-
 # -- errors and throughput ------------------------------------------------------------------
 def _per_window(result: Any, times: np.ndarray, edges: np.ndarray) -> np.ndarray:
     counts, _ = np.histogram(times, bins=edges)
@@ -218,7 +202,7 @@ def error_rate_over_time(result: Any, ax: Axes | None = None,
         ax = st.new_axes(ax)
         w = _window(result, window)
         _title(ax, "Failed requests over time", result,
-               f"share of requests started in each {st_fmt_window(w)} window, by outcome")
+               f"share of requests started in each {fmt_duration(w)} window, by outcome")
         scale = _over_time(ax, result, "requests not ok (%)")
         df = result.requests
         edges = st.window_edges(0.0, result.duration, w)
@@ -257,7 +241,7 @@ def throughput_over_time(result: Any, ax: Axes | None = None,
         ax = st.new_axes(ax)
         w = _window(result, window)
         _title(ax, "Throughput over time", result,
-               f"requests per second, averaged over {st_fmt_window(w)} windows")
+               f"requests per second, averaged over {fmt_duration(w)} windows")
         scale = _over_time(ax, result, "requests per second")
         df = result.requests
         edges = st.window_edges(0.0, result.duration, w)
@@ -332,7 +316,7 @@ def _sampling_note(result: Any, metric: str, band: str = "max") -> str:
     if window is None:
         return ""
     shade = "its maximum" if band == "max" else "its range"
-    return f"; mean per {st_fmt_window(window)} window, shaded: {shade}"
+    return f"; mean per {fmt_duration(window)} window, shaded: {shade}"
 
 
 def _replica_note(result: Any, names: Sequence[str]) -> str:
@@ -587,10 +571,10 @@ def mttr_hist(result: Any, ax: Axes | None = None, bins: int | str = "auto") -> 
                                label="time to recover", zorder=2)
         ax.set_ylim(0, float(np.max(counts)) * 1.15 + 0.2)
         ax.axvline(ttr.mean() / div, color=st.BLUE, lw=2.5,
-                   label=f"MTTR {ttr.mean() / div:.3g} {unit}")
+                   label=f"MTTR {fmt_duration(ttr.mean())}")
         if len(ttd):
             ax.axvline(ttd.mean() / div, color=st.VERMILLION, lw=2, ls="--",
-                       label=f"MTTD {ttd.mean() / div:.3g} {unit}")
+                       label=f"MTTD {fmt_duration(ttd.mean())}")
         ax.set_xlabel(f"time from failure to recovery ({unit})")
         ax.set_ylabel("incidents")
         ax.set_xlim(left=0)
@@ -630,17 +614,15 @@ def dashboard(result: Any, fig: Figure | None = None) -> Figure:
         p99 = lat.get("p99")
         fig.suptitle(
             f"{s.get('name', 'run')} — seed {s.get('seed')}, "
-            f"{st_fmt_window(float(s.get('duration', result.duration)))} simulated · "
-            f"{s.get('throughput', 0):.1f} req/s ok · p99 {_ms(p99) if p99 is not None else '–'}"
-            f" · error rate {100 * s.get('error_rate', 0):.2f}%",
+            f"{fmt_duration(float(s.get('duration', result.duration)))} simulated · "
+            f"{fmt_rate(s.get('throughput', 0))} ok · p99 {fmt_ms(p99) if p99 is not None else '–'}"
+            f" · error rate {fmt_pct(s.get('error_rate', 0))}",
             fontsize=22, fontweight="bold", x=0.01, ha="left")
         return fig
 
 
 def _summary_panel(result: Any, ax: Axes) -> Axes:
     """The key figures as text, for the dashboard's spare panel."""
-    from ..display import fmt_bytes, fmt_duration, fmt_ms, fmt_pct, fmt_rate
-
     s = result.summary()
     req, lat = s["requests"], s["latency"]
     lines = [

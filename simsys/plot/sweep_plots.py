@@ -16,7 +16,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from ..display import grid_keys as _grid_keys
-from ..display import metric_label
+from ..formatting import metric_label
 from . import style as st
 from .stats import mean_ci
 from .style import style

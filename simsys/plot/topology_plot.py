@@ -83,13 +83,13 @@ def _label(G: nx.DiGraph, node: Any, summary: dict[str, Any] | None) -> str:
     lines = [str(node), f"{replicas} × {workers} worker{'s' if workers != 1 else ''}"]
     svc = (summary or {}).get("services", {}).get(node)
     if svc:
+        from ..formatting import fmt_pct
+
         util = svc.get("utilization")
         avail = svc.get("availability")
         if util is not None:
-            lines.append(f"util {100 * util:.0f}%")
+            lines.append(f"util {fmt_pct(util, 0)}")
         if avail is not None:
-            from ..display import fmt_pct
-
             lines.append(f"avail {fmt_pct(avail, 2)}")
     return "\n".join(lines)
 

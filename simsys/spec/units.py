@@ -159,23 +159,3 @@ def parse_fraction(text: object) -> float:
     if not 0.0 <= value <= 1.0:
         raise ValueError(f"expected {hint}, got {text!r}")
     return value
-
-
-def format_duration(seconds: float) -> str:
-    """Render seconds in the largest unit that keeps the number ≥ 1 (``0.004`` → ``4ms``)."""
-    if seconds == 0:
-        return "0s"
-    for unit, scale in (("h", 3600.0), ("min", 60.0), ("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
-        if abs(seconds) >= scale:
-            return f"{seconds / scale:.4g}{unit}"
-    return f"{seconds / 1e-9:.4g}ns"
-
-
-def format_size(num_bytes: float) -> str:
-    """Render bytes with a binary prefix (``1572864`` → ``1.5MiB``)."""
-    value = float(num_bytes)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(value) < 1024 or unit == "TiB":
-            return f"{value:.4g}{unit}"
-        value /= 1024
-    return f"{value:.4g}TiB"  # pragma: no cover

@@ -1,0 +1,87 @@
+"""Progress bars: which tqdm to use, and the bar of one run in formatted simulated time.
+
+In a Jupyter kernel with ipywidgets installed the widget bar is used; without ipywidgets the
+text bar (``tqdm.auto`` would print ``TqdmWarning: IProgress not found`` and fall back to the
+same). A run's bar shows simulated time in readable units (``37.2 s / 1 min``, never
+``37.199999999999996/60.0``) and the engine's events per second; it appears only once a run has
+taken ``delay`` seconds (tqdm's own ``delay``), so short runs print nothing.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+import time
+from typing import Any
+
+from .formatting import fmt_number, sim_time
+
+__all__ = ["SimTimeBar", "in_notebook", "tqdm_class"]
+
+
+def in_notebook() -> bool:
+    """True inside a Jupyter (IPython kernel) session."""
+    return "ipykernel" in sys.modules
+
+
+def tqdm_class(notebook: bool | None = None) -> Any:
+    """The tqdm bar class to use: the widget bar in a notebook that has ipywidgets, else the
+    text bar."""
+    notebook = in_notebook() if notebook is None else notebook
+    if notebook and importlib.util.find_spec("ipywidgets") is not None:
+        from tqdm.notebook import tqdm
+
+        return tqdm
+    from tqdm import tqdm
+
+    return tqdm
+
+
+class SimTimeBar:
+    """A progress callback for one run (``simsys.run(progress=…)``, ``simsys run``).
+
+    Called with the simulated time reached (seconds); :meth:`attach` gives it the engine's
+    environment so it can show events per second. Shown on stderr (or as a widget) once the run
+    has taken ``delay`` wall-clock seconds.
+    """
+
+    def __init__(self, total: float, desc: str, delay: float = 0.0, notebook: bool | None = None):
+        self.total = float(total)
+        self.env: Any = None
+        self.started = time.perf_counter()
+        cls = tqdm_class(notebook)
+        kwargs: dict[str, Any] = {}
+        if cls.__module__ == "tqdm.std":
+            try:
+                width, height = os.get_terminal_size(sys.stderr.fileno())
+            except (OSError, ValueError):
+                width = height = 0
+            # a terminal that reports no size (0×0, e.g. some ptys) would get no bar from tqdm
+            kwargs = {"file": sys.stderr, "ncols": min(width or 80, 100), "nrows": height or 24}
+        # the bar counts in simulated seconds; its text shows them formatted (postfix)
+        self.bar = cls(total=self.total, desc=desc, leave=False, delay=delay, mininterval=0.5,
+                       bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix} "
+                                  "[{elapsed}<{remaining}]", **kwargs)
+        self.bar.set_postfix_str(sim_time(0.0, self.total), refresh=False)
+
+    def attach(self, env: Any) -> None:
+        """The run's simpy environment, to count its events (see :func:`simsys.runner.run`)."""
+        self.env = env
+
+    def text(self, now: float) -> str:
+        """``'37.2 s / 60 s · 48,100 events/s'``."""
+        out = sim_time(now, self.total)
+        if self.env is not None:
+            from .sim.engine import events_so_far
+
+            elapsed = max(time.perf_counter() - self.started, 1e-9)
+            out += f" · {fmt_number(events_so_far(self.env) / elapsed, 3)} events/s"
+        return out
+
+    def __call__(self, now: float) -> None:
+        self.bar.set_postfix_str(self.text(now), refresh=False)
+        self.bar.update(now - self.bar.n)
+
+    def close(self) -> None:
+        self.bar.close()
