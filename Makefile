@@ -4,11 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 
-.PHONY: demo test lint bench clean help
+.PHONY: demo test lint bench clean help notebooks
 
 help:
 	@echo "make demo   create .venv, install simsys, run scenarios/checkout.yaml, write out/checkout/ and its report"
 	@echo "make test   create .venv, install with test extras, run ruff and the whole test suite"
+	@echo "make notebooks  install the notebooks extra (Jupyter, ipywidgets, scipy) and open notebooks/ in JupyterLab"
 	@echo "make bench  run the benchmarks in benchmarks/ (ratios against bare simpy, measured in one run)"
 
 $(BIN)/python:
@@ -22,6 +23,13 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(PIP) install --quiet -e ".[test]"
 	touch $(VENV)/.installed $@
+
+$(VENV)/.installed-notebooks: pyproject.toml | $(BIN)/python
+	$(PIP) install --quiet -e ".[notebooks]"
+	touch $(VENV)/.installed $@
+
+notebooks: $(VENV)/.installed-notebooks
+	cd notebooks && ../$(BIN)/jupyter lab
 
 demo: $(VENV)/.installed
 	MPLBACKEND=Agg $(BIN)/simsys run scenarios/checkout.yaml --out out/checkout

@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from .formatting import fmt_number
+
 COUNTS = ("attempts", "accepted", "blocked", "failed", "timeouts", "reconnects", "gave_up",
           "drops", "closes", "idle_closes")
 CONTRACT = ("attempts", "accepted", "blocked", "peak_connections", "reconnects")
@@ -234,6 +236,22 @@ def compare_delivery(*results: Any, names: list[str] | None = None) -> Any:
     return table
 
 
+def shown_unit(column: str, values: Any) -> tuple[float, str]:
+    """``(scale, unit)`` a :func:`compare_delivery` column is drawn in: latencies in ms, sizes
+    and byte rates in decimal units (KB, MB, GB = 10³, 10⁶, 10⁹ bytes) picked by the largest
+    value, counts per second as they are."""
+    if column.startswith("delivery"):
+        return 1e3, "ms"
+    if column.startswith("bytes") or column.startswith("memory"):
+        peak = float(np.nanmax(np.abs(np.append(np.asarray(values, dtype=float), 0.0))))
+        per = "/s" if column.endswith("_per_s") else ""
+        for unit, size in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+            if peak >= size:
+                return 1 / size, unit + per
+        return 1.0, "B" + per
+    return 1.0, ""  # counts per second: the title says "/s"
+
+
 def plot_polling_vs_websocket(table: Any, ax: Any = None) -> Any:
     """Bar charts of a :func:`compare_delivery` table, one panel per column.
 
@@ -255,14 +273,23 @@ def plot_polling_vs_websocket(table: Any, ax: Any = None) -> Any:
         axes = np.atleast_1d(ax).ravel()
         if len(axes) < len(columns):
             raise ValueError(f"expected {len(columns)} axes (one per column), got {len(axes)}")
+    from .plot import style as st
+
     labels = table.attrs.get("labels", COLUMNS)
-    colours = [f"C{i}" for i in range(len(table))]
-    for a, col in zip(axes, columns, strict=False):
-        values = table[col].to_numpy(dtype=float)
-        a.bar(range(len(values)), np.nan_to_num(values), color=colours)
-        a.set_xticks(range(len(values)), [str(x) for x in table.index], rotation=20, ha="right")
-        a.set_title(labels.get(col, col), fontsize=9)
-        for x, v in enumerate(values):
-            if not math.isnan(v):
-                a.annotate(f"{v:.3g}", (x, v), ha="center", va="bottom", fontsize=8)
+    colours = [st.colour(i) for i in range(len(table))]
+    with st.style():
+        for a, col in zip(axes, columns, strict=False):
+            raw = table[col].to_numpy(dtype=float)
+            scale, unit = shown_unit(col, raw)
+            values = raw * scale
+            a.bar(range(len(values)), np.nan_to_num(values), color=colours, width=0.65)
+            a.set_xticks(range(len(values)), [str(x) for x in table.index], rotation=20,
+                         ha="right")
+            title = labels.get(col, col).replace(" (s)", "").replace(" (bytes)", "")
+            a.set_title(f"{title} ({unit})" if unit else title, fontsize=10, loc="left")
+            a.grid(axis="x", visible=False)
+            a.set_ylim(0, np.nanmax(np.append(values, 0.0)) * 1.18 or 1.0)
+            for x, v in enumerate(values):
+                if not math.isnan(v):
+                    a.annotate(fmt_number(v), (x, v), ha="center", va="bottom", fontsize=9)
     return axes

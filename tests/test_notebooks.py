@@ -52,6 +52,42 @@ def test_notebooks_are_committed_without_outputs() -> None:
         assert not dirty, f"{path.name}: cells {dirty} have outputs; clear them before committing"
 
 
+def test_notebooks_need_only_simsys_and_its_dependencies() -> None:
+    """Issue 15: notebook 05 imported scipy, which only the test extras install. A notebook may
+    import what simsys's own requirements bring (pandas, numpy, matplotlib, …), not more."""
+    import ast
+    import importlib.metadata as md
+    import re
+
+    allowed = {"simsys", "pandas", "numpy", "matplotlib", "networkx", "simpy", "yaml", "click",
+               "tqdm", "pyarrow", "pathlib", "math", "json", "itertools", "collections",
+               "functools", "statistics", "IPython", "time", "warnings", "dataclasses"}
+    required = {re.split(r"[\[<>=; ]", r)[0].lower() for r in md.requires("simsys") or []
+                if "extra ==" not in r}
+    assert "scipy" not in required  # scipy stays an extra: the notebooks do without it
+    for path in NOTEBOOKS:
+        nb = nbformat.read(path, as_version=4)
+        for cell in nb.cells:
+            if cell.cell_type != "code":
+                continue
+            code = "\n".join(line for line in cell.source.splitlines()
+                             if not line.lstrip().startswith(("%", "!")))
+            for node in ast.walk(ast.parse(code)):
+                names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                         else [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level
+                         else [])
+                for name in names:
+                    assert name.split(".")[0] in allowed, f"{path.name} imports {name}"
+
+
+def test_notebook_wording_matches_the_figures() -> None:
+    """The chaos notebook names the incident band by the colour it is drawn in (light orange,
+    style.INCIDENT_COLOUR at alpha 0.15), not "red"."""
+    text = nbformat.read(NOTEBOOKS[1], as_version=4)
+    prose = " ".join(c.source for c in text.cells if c.cell_type == "markdown")
+    assert "red band" not in prose and "light orange band" in prose
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_runs(path: Path, kernel_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("JUPYTER_PATH", str(kernel_path))

@@ -48,6 +48,24 @@ def test_the_bar_chart_has_a_panel_per_column(table):
         plot_polling_vs_websocket(table, ax=axes[:2])
 
 
+def test_the_bar_chart_speaks_in_ms_and_decimal_bytes(table):
+    # issue 15: it drew raw seconds and bytes (4.96e+08) in matplotlib's default colours
+    from simsys.formatting import fmt_number
+    from simsys.plot.style import PALETTE
+
+    axes = plot_polling_vs_websocket(table)
+    titles = {c: a.get_title("left") for c, a in zip(table.columns, axes, strict=False)}
+    assert titles["delivery_mean"].endswith("(ms)")
+    assert titles["memory_mean"].endswith("(MB)") and titles["bytes_per_s"].endswith("B/s)")
+    notes = [t.get_text() for a in axes for t in a.texts]
+    assert not [n for n in notes if "e+" in n or "e-" in n]
+    assert fmt_number(table["delivery_mean"].iloc[0] * 1e3) in notes
+    colours = {tuple(round(c, 3) for c in b.get_facecolor()[:3]) for b in axes[0].patches}
+    import matplotlib.colors as mc
+
+    assert colours <= {tuple(round(c, 3) for c in mc.to_rgb(p)) for p in PALETTE}
+
+
 def test_a_level_held_since_before_the_warmup_is_the_peak_and_the_mean():
     # 2,000 clients connect during a 5 s ramp and stay; the warm-up ends at 10 s, after the
     # last change: the peak and the mean over the measured window are both 2,000.

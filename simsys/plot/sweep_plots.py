@@ -172,7 +172,7 @@ class SweepPlots:
                 t = table if h is None else table[table[hue] == h]
                 t = t.assign(_pos=t[x].map(positions)).sort_values("_pos")
                 colour = st.colour(i)
-                lbl = None if h is None else f"{_short(hue)} = {h}"
+                lbl = None if h is None else str(h)  # the key is the legend's title
                 px = t["_pos"].to_numpy(float)
                 ax.plot(px, t["mean"].to_numpy(float) * scale, color=colour,
                         marker=MARKERS[i % len(MARKERS)], ms=7, label=lbl, zorder=3)
@@ -202,7 +202,7 @@ class SweepPlots:
                 if top > 90:
                     ax.set_ylim(top=min(100.5, ax.get_ylim()[1]))
             if hue is not None:
-                st.legend(ax, title=None)
+                st.legend(ax, title=_short(hue))
             return ax
 
     def _no_grid(self, ax: Axes, data: pd.DataFrame, metric: str, table: pd.DataFrame,
@@ -256,10 +256,18 @@ def _ordered(values: Sequence[Any] | pd.Series) -> list[Any]:
 
 
 def _short(key: str | None) -> str:
-    """``services.catalog.replicas`` → ``catalog replicas``: axis labels without the path."""
+    """``services.catalog.replicas`` → ``catalog replicas``, ``workload.0.rate`` → ``workload
+    rate`` (``workload.1.rate`` → ``workload #2 rate``): axis labels without the path."""
     if key is None:
         return ""
     parts = key.split(".")
     if parts[0] == "services" and len(parts) >= 3:
         parts = parts[1:]
-    return " ".join(p.replace("_", " ") for p in parts[-3:])
+    words = []
+    for p in parts[-3:]:
+        if p.isdigit():
+            if p != "0" and words:
+                words[-1] += f" #{int(p) + 1}"
+            continue
+        words.append(p.replace("_", " "))
+    return " ".join(words)
