@@ -38,11 +38,14 @@ class Result:
     ----------
     requests : pandas.DataFrame
         One row per finished request: ``id, source, start, end, latency, status, attempts,
-        instance, failed_service, failed_instance, cause`` (seconds; ``status`` ∈ ok, rejected,
-        timeout, error, dropped; ``instance`` is the replica of the target service that took
-        it, -1 if none; ``failed_*`` and ``cause`` say where and why it first failed: rejected,
-        crash, oom, loss, partition, unavailable, timeout, …). Requests still in flight when
-        the run ends are not listed.
+        instance, failed_service, failed_instance, cause, warmup`` (seconds; ``status`` ∈ ok,
+        rejected, timeout, error, dropped; ``instance`` is the replica of the target service
+        that took it, ``<NA>`` if none; ``failed_*`` and ``cause`` say where and why it first
+        failed: rejected, crash, oom, loss, partition, unavailable, timeout, …, missing
+        (``NaN``/``<NA>``) for a request that did not fail). ``warmup`` is True for requests
+        that started in the warm-up: the table lists every request, the summary only those
+        with ``warmup`` False (``r.requests[~r.requests.warmup]``). Requests still in flight
+        when the run ends are not listed.
     incidents : pandas.DataFrame
         One row per instance failure: ``service, instance, kind, cause, failed_at,
         detected_at, recovered_at, requests_failed``.
@@ -98,18 +101,20 @@ class Result:
                     np.asarray(r.status, dtype=np.int8), categories=list(STATUSES)
                 ),
                 "attempts": np.asarray(r.attempts, dtype=np.int16),
-                "instance": np.asarray(r.instance, dtype=np.int16),
+                "instance": _missing_below_zero(r.instance),
                 "failed_service": pd.Categorical.from_codes(
                     np.asarray(r.failed_service, dtype=np.int16) % len(services),
                     categories=services,
                 ),
-                "failed_instance": np.asarray(r.failed_instance, dtype=np.int16),
+                "failed_instance": _missing_below_zero(r.failed_instance),
                 "cause": pd.Categorical.from_codes(
                     np.asarray(r.cause, dtype=np.int8), categories=list(CAUSES)
                 ),
             }
         )
         df["failed_service"] = df["failed_service"].cat.remove_categories([""])
+        df["cause"] = df["cause"].cat.remove_categories([""])  # no cause: NaN, not ''
+        df["warmup"] = df["start"] < self.warmup
         return df.sort_values("id", kind="stable", ignore_index=True)
 
     @cached_property
@@ -512,3 +517,9 @@ def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def _escape(x: Any) -> str:
     return html.escape(str(x))
+
+
+def _missing_below_zero(values: Any) -> pd.Series:
+    """Replica numbers with -1 (none) as ``<NA>``: a nullable Int16 column."""
+    a = np.asarray(values, dtype=np.int16)
+    return pd.Series(pd.arrays.IntegerArray(a, a < 0))

@@ -42,6 +42,21 @@ class _NaN:
 _NAN = _NaN()
 
 
+class _Missing:
+    """Equal to pandas' NA, the failed_instance of a request that did not fail."""
+
+    def __eq__(self, other: object) -> bool:
+        import pandas as pd
+
+        return other is pd.NA
+
+    def __repr__(self) -> str:
+        return "<NA>"
+
+
+_NA = _Missing()
+
+
 # -- queueing -----------------------------------------------------------------------------------
 def test_one_worker_serves_in_arrival_order():
     # Three users at t=0, one worker, 1 s each: the queue drains 0, 1, 2, then each user's
@@ -95,8 +110,8 @@ def test_full_queue_rejects():
         "workload": [closed(users=3, think="0.25s")],
     }
     assert log(spec, "id", "start", "end", "status", "failed_service", "cause") == [
-        (0, 0.25, 1.25, "ok", _NAN, ""),
-        (1, 0.25, 2.25, "ok", _NAN, ""),
+        (0, 0.25, 1.25, "ok", _NAN, _NAN),
+        (1, 0.25, 2.25, "ok", _NAN, _NAN),
         (2, 0.25, 0.25, "rejected", "web", "rejected"),
         (3, 0.5, 0.5, "rejected", "web", "rejected"),
         (4, 0.75, 0.75, "rejected", "web", "rejected"),
@@ -132,7 +147,7 @@ def test_rejection_downstream_fails_the_caller():
         "workload": [closed(users=2, think="0.5s")],
     }
     assert log(spec, "id", "start", "end", "status", "failed_service", "failed_instance") == [
-        (0, 0.5, 2.0, "ok", _NAN, -1),
+        (0, 0.5, 2.0, "ok", _NAN, _NA),
         (1, 0.5, 1.5, "rejected", "db", 0),
     ]
 
