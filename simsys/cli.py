@@ -333,7 +333,7 @@ def format_summary(s: dict[str, Any], wall_time: float | None = None,
     ]
     lat = s["latency"]
     keys = [k for k in ("mean", "p50", "p90", "p95", "p99", "p999", "max") if k in lat]
-    lines += _table(keys, [[fmt_number(_in_ms(lat[k]), 4) for k in keys]])
+    lines += _table(keys, [[fmt_number(_in_ms(lat[k])) for k in keys]])
     from .run_analysis import describe  # intervals, warm-up, stop rule, Little's law
 
     lines += ["", *describe(s)] if describe(s) else []
@@ -351,7 +351,7 @@ def format_summary(s: dict[str, Any], wall_time: float | None = None,
     if services:
         rows = [
             [name, fmt_pct(v.get("availability")), fmt_pct(v.get("utilization")),
-             fmt_number(_in_mb(v.get("memory_peak")), 4)]
+             fmt_number(_in_mb(v.get("memory_peak")))]
             for name, v in services.items()
         ]
         lines += ["", *_table(["service", "availability", "utilization", "memory peak (MB)"],

@@ -282,13 +282,14 @@ def column_header(key: str) -> str:
 def fmt_in_unit(key: str, value: float | None, half: float | None = None) -> str:
     """A cell of ``key``'s column: the number in the column's unit (no unit repeated), with
     ``± half`` when given (``half`` in base units too)."""
-    _, scale, _ = metric_label(key)
+    _, scale, unit = metric_label(key)
     if is_missing(value):
         return DASH
     h = None if half is None or is_missing(half) else float(half) * scale
     if half is not None:
         return fmt_mean_pm(float(value) * scale, h if h is not None else float("nan"))
-    return fmt_number(float(value) * scale, 4)
+    # the digits of the unit's own formatter: rates four (fmt_rate), the rest three (fmt_ms …)
+    return fmt_number(float(value) * scale, 4 if unit == "req/s" else 3)
 
 
 def fmt_value(key: str, value: Any) -> str:

@@ -7,6 +7,7 @@ A run directory holds::
     incidents.parquet     Result.incidents
     timeseries.parquet    Result.timeseries
     chaos.parquet         Result.chaos: Chaos Monkey's kills and skips, for runs with a monkey
+    *.csv                 each of those tables as CSV too (missing values as empty cells)
     scenario.yaml         the scenario as resolved data (seconds, bytes), runnable as is
     journal.json          the Chaos Toolkit journal, for scenarios with an experiment
     *.png                 plots (latency_cdf, latency_over_time, error_rate_over_time,
@@ -90,7 +91,7 @@ def _scenario_data(result: Any) -> dict[str, Any] | None:
 
 
 # -- writing ----------------------------------------------------------------------------------
-def save_run(result: Any, directory: str | Path, plots: bool = True) -> Path:
+def save_run(result: Any, directory: str | Path, plots: bool = True, csv: bool = True) -> Path:
     """Write a run's summary, tables, scenario, journal and plots into ``directory``.
 
     Parameters
@@ -101,6 +102,8 @@ def save_run(result: Any, directory: str | Path, plots: bool = True) -> Path:
         Created if missing; files already there with the same names are replaced.
     plots
         Also draw the PNG plots (about a second); ``False`` writes only the data.
+    csv
+        Also write each table as CSV next to its parquet file (``requests.csv``, …).
 
     Returns
     -------
@@ -117,13 +120,13 @@ def save_run(result: Any, directory: str | Path, plots: bool = True) -> Path:
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "summary.json", result.summary())
-    for name in TABLES:
-        df = getattr(result, name)
-        atomic_write(out / f"{name}.parquet", lambda p, df=df: df.to_parquet(p, index=False))
-    for name in OPTIONAL_TABLES:
+    for name in TABLES + OPTIONAL_TABLES:
         df = getattr(result, name, None)
-        if df is not None and len(df):
-            atomic_write(out / f"{name}.parquet", lambda p, df=df: df.to_parquet(p, index=False))
+        if df is None or (name in OPTIONAL_TABLES and not len(df)):
+            continue
+        atomic_write(out / f"{name}.parquet", lambda p, df=df: df.to_parquet(p, index=False))
+        if csv:  # the same table for spreadsheets and tools without parquet (missing: empty)
+            atomic_write(out / f"{name}.csv", lambda p, df=df: df.to_csv(p, index=False))
     scenario = _scenario_data(result)
     if scenario is not None:
         _write_yaml(out / "scenario.yaml", scenario)

@@ -22,21 +22,15 @@ import html
 import json
 import math
 import os
+import urllib.parse
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from .display import (
-    fmt_count,
-    fmt_duration,
-    fmt_pct,
-    fmt_value,
-    scenario_html,
-    summary_html,
-    sweep_html,
-)
+from .display import scenario_html, summary_html, sweep_html
 from .errors import SimsysError
 from .files import atomic_write
+from .formatting import fmt_bytes, fmt_count, fmt_duration, fmt_pct, fmt_value
 
 __all__ = ["NotAReportDirectory", "build_report", "kind_of"]
 
@@ -143,8 +137,10 @@ def build_report(directory: str | Path, output: str | Path | None = None) -> Pat
     """
     d = Path(directory)
     kind = kind_of(d)
+    target = Path(output) if output is not None else d / REPORT_NAME
     try:
         page = _run_page(d) if kind == "run" else _sweep_page(d)
+        page = page.replace(FILES_BASE, _e(_link_base(d, target)))
     except (TypeError, KeyError, ValueError, AttributeError, IndexError) as exc:
         # Files edited or damaged by hand: a user's input, not a bug of the report (which
         # SIMSYS_DEBUG=1 still shows with its traceback).
@@ -152,7 +148,6 @@ def build_report(directory: str | Path, output: str | Path | None = None) -> Pat
             raise
         raise SimsysError(f"{d}: its files do not have the shape simsys {kind} --out writes "
                           f"({type(exc).__name__}: {str(exc)[:200]})") from None
-    target = Path(output) if output is not None else d / REPORT_NAME
     return atomic_write(target, lambda tmp: tmp.write_text(page, encoding="utf-8"))
 
 
@@ -251,7 +246,7 @@ def _run_page(d: Path) -> str:
                 + (f", warm-up {fmt_duration(s.get('warmup'))}"
                    if s.get("warmup") or s.get("warmup_auto") else "")
                 + (" (auto, MSER-5)" if s.get("warmup_auto") else "")
-                + f" · from <code>{_e(d.resolve())}</code>")
+                + f" · from <code>{_e(d.resolve().name)}/</code>")
     return _page(f"simsys report — {s.get('name', 'run')}", subtitle, sections)
 
 
@@ -367,16 +362,29 @@ def journal_html(journal: Mapping[str, Any]) -> str:
     return "".join(parts)
 
 
+FILES_BASE = "\x00files-base\x00"  # replaced by the way from the page to the directory
+
+
+def _link_base(d: Path, target: Path) -> str:
+    """The directory as seen from the page (``""`` when the page is in it), for links."""
+    try:
+        rel = os.path.relpath(d.resolve(), target.resolve().parent)
+    except ValueError:  # another drive (Windows): an absolute link is the only one
+        return d.resolve().as_uri() + "/"
+    return "" if rel == "." else Path(rel).as_posix() + "/"
+
+
 def _files_html(d: Path) -> str:
+    """The directory's files, each linked (relative to the page, so the folder can move)."""
     rows = []
     for p in sorted(d.iterdir()):
         if p.name.startswith(".") or p.name == REPORT_NAME:
             continue
         size = sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) if p.is_dir() \
             else p.stat().st_size
-        from .display import fmt_bytes
-
-        rows.append([_e(p.name + ("/" if p.is_dir() else "")), fmt_bytes(size)])
+        name = p.name + ("/" if p.is_dir() else "")
+        href = FILES_BASE + urllib.parse.quote(name)
+        rows.append([f'<a href="{href}">{_e(name)}</a>', fmt_bytes(size)])
     return _table(["file", "size"], rows)
 
 
@@ -454,15 +462,42 @@ def _sweep_page(d: Path) -> str:
         sections.append(("failures", "Failed runs",
                          _table(["point", "replication", "error"], rows, 3)))
     if isinstance(scenario, Mapping) and scenario:
-        body = _box(scenario_html(scenario))
+        body = _box(scenario_html(with_grid(scenario, meta.get("points") or [])))
         body += ("<details><summary>base scenario (as data)</summary>"
                  f"<pre>{_e(json.dumps(scenario, indent=2, default=str))}</pre></details>")
         sections.append(("scenario", "Scenario", body))
     sections.append(("files", "Files", _files_html(d)))
     subtitle = (f"Sweep of <b>{_e(name)}</b> · {fmt_count(n_runs)} runs"
                 + (f" ({fmt_count(failed)} failed)" if failed else "")
-                + f" · from <code>{_e(d.resolve())}</code>")
+                + f" · from <code>{_e(d.resolve().name)}/</code>")
     return _page(f"simsys sweep report — {name}", subtitle, sections)
+
+
+def with_grid(scenario: Mapping[str, Any], points: list[Mapping[str, Any]]) -> dict[str, Any]:
+    """The base scenario as the sweep ran it: a key the grid sets shows the grid's value, or
+    its values (``"1 min, 10 min (grid)"``) when they vary, not the file's."""
+    import copy
+
+    out = copy.deepcopy(dict(scenario))
+    keys = list(dict.fromkeys(k for p in points for k in p))
+    for key in keys:
+        values = list(dict.fromkeys(str(p[key]) if isinstance(p[key], list | dict) else p[key]
+                                    for p in points if key in p))
+        shown = values[0] if len(values) == 1 else (
+            ", ".join(fmt_duration(v) if key.split(".")[-1] in ("duration", "warmup")
+                      and isinstance(v, int | float) else str(v) for v in values) + " (grid)")
+        node: Any = out
+        parts = key.split(".")
+        try:
+            for part in parts[:-1]:
+                node = node[int(part)] if isinstance(node, list) else node.setdefault(part, {})
+            if isinstance(node, list):
+                node[int(parts[-1])] = shown
+            else:
+                node[parts[-1]] = shown
+        except (IndexError, ValueError, TypeError, AttributeError):
+            continue  # a key the base scenario cannot hold as shown: the grid table says it
+    return out
 
 
 def _replications(meta: Mapping[str, Any]) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import math
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 import networkx as nx
@@ -496,6 +497,14 @@ class Result:
             f"requests={s['requests']['total']} ok={s['requests']['ok']} "
             f"mean latency={'-' if lat is None else f'{lat * 1e3:.3g}ms'}>"
         )
+
+    def save(self, directory: str | Path, plots: bool = True, csv: bool = True) -> Path:
+        """Write the run into ``directory`` as ``simsys run --out`` does: ``summary.json``, the
+        tables as parquet and CSV, ``scenario.yaml``, the journal and the plots; ``simsys
+        report directory`` and :func:`simsys.load_run` read it back. Returns the directory."""
+        from .output import save_run
+
+        return save_run(self, directory, plots=plots, csv=csv)
 
     def _repr_html_(self) -> str:
         from .display import summary_html

@@ -55,11 +55,15 @@ def run_dir(result, tmp_path_factory):
 
 
 def check_self_contained(page: str) -> int:
-    """No reference leaves the file; every image is a PNG data URI. Returns the image count."""
-    refs = re.findall(r"""(?:src|href)\s*=\s*["']?([^"'\s>]*)""", page, flags=re.I)
-    for ref in refs:
-        assert not re.match(r"(?:https?:)?//", ref, flags=re.I), f"external reference {ref[:80]}"
-        assert ref.startswith(("data:", "#")), f"reference to another file: {ref[:80]}"
+    """No reference leaves the file; every image is a PNG data URI; links go to anchors or, in
+    the Files table, to the run's own files by relative path. Returns the image count."""
+    refs = re.findall(r"""(src|href)\s*=\s*["']?([^"'\s>]*)""", page, flags=re.I)
+    for attr, ref in refs:
+        assert not re.match(r"(?:[a-z]+:)?//", ref, flags=re.I), f"external reference {ref[:80]}"
+        if attr.lower() == "src":
+            assert ref.startswith("data:"), f"reference to another file: {ref[:80]}"
+        else:
+            assert ref.startswith("#") or not re.match(r"[a-z]+:|/", ref, flags=re.I), ref[:80]
     assert "<link" not in page.lower()
     assert not re.search(r"<script[^>]*\bsrc=", page, flags=re.I)
     assert "@import" not in page and "url(http" not in page
