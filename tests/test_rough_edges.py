@@ -181,6 +181,20 @@ def test_report_header_has_no_machine_path_and_files_are_linked(lossy, tmp_path)
             assert (page_path.parent / link).resolve().exists(), link
 
 
+def test_sweep_legend_titles_the_grid_key_and_lists_its_values():
+    """Notebook 05's legend read ``workload 0 rate = 100/s`` on every line."""
+    base = {"duration": "20s", "services": {"web": {}},
+            "workload": [{"type": "poisson", "rate": "5/s", "target": "web"}]}
+    sw = simsys.sweep(base, grid={"services.web.workers": [1, 2],
+                                  "workload.0.rate": ["5/s", "10/s"]},
+                      replications=2, jobs=1, progress=False)
+    ax = sw.plot.metric("latency.p99", x="services.web.workers", hue="workload.0.rate")
+    legend = ax.get_legend()
+    assert legend.get_title().get_text() == "workload rate"
+    assert sorted(t.get_text() for t in legend.get_texts()) == ["10/s", "5/s"]
+    assert ax.get_xlabel() == "web workers"
+
+
 def test_sweep_report_shows_the_grids_duration(tmp_path):
     base = {"name": "tiny", "duration": "5min", "services": {"web": {}},
             "workload": [{"type": "poisson", "rate": "5/s", "target": "web"}]}
