@@ -37,6 +37,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from simsys.formatting import fmt_count
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -233,5 +235,4 @@ def machine() -> str:
             f"{platform.system()}")
 
 
-def fmt_int(x: float) -> str:
-    return "-" if x != x else f"{x:,.0f}"
+fmt_int = fmt_count  # whole numbers with thousands separated, as everywhere in simsys

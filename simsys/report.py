@@ -280,7 +280,7 @@ def _probe_metric(probe: Mapping[str, Any]) -> str:
     return str(args.get("metric", ""))
 
 
-def _fmt_probe(metric: str, value: Any) -> str:
+def _probe_text(metric: str, value: Any) -> str:
     if value is None:
         return "–"
     if isinstance(value, int | float) and metric:
@@ -335,14 +335,14 @@ def journal_html(journal: Mapping[str, Any]) -> str:
             metric = _probe_metric(p)
             tol = p.get("activity", {}).get("tolerance")
             if isinstance(tol, list | tuple) and len(tol) == 2:
-                tol_s = f"{_fmt_probe(metric, tol[0])} … {_fmt_probe(metric, tol[1])}"
+                tol_s = f"{_probe_text(metric, tol[0])} … {_probe_text(metric, tol[1])}"
             else:
                 tol_s = _e(tol)
             met = p.get("tolerance_met")
             rows.append([
                 _e(label),
                 _e(p.get("activity", {}).get("name", "")),
-                _fmt_probe(metric, p.get("output")),
+                _probe_text(metric, p.get("output")),
                 tol_s,
                 '<span class="met">✓ met</span>' if met else '<span class="unmet">✗ not met</span>',
             ])
