@@ -61,9 +61,9 @@ class SimTimeBar:
             kwargs = {"file": sys.stderr, "ncols": min(width or 80, 100), "nrows": height or 24}
         # the bar counts in simulated seconds; its text shows them formatted (postfix)
         self.bar = cls(total=self.total, desc=desc, leave=False, delay=delay, mininterval=0.5,
-                       bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix} "
-                                  "[{elapsed}<{remaining}]", **kwargs)
-        self.bar.set_postfix_str(sim_time(0.0, self.total), refresh=False)
+                       bar_format="{desc}: {percentage:3.0f}%|{bar}| "
+                                  "[{elapsed}<{remaining}{postfix}]", postfix=sim_time(0.0, self.total),
+                       **kwargs)
 
     def attach(self, env: Any) -> None:
         """The run's simpy environment, to count its events (see :func:`simsys.runner.run`)."""
