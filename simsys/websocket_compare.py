@@ -252,6 +252,25 @@ def shown_unit(column: str, values: Any) -> tuple[float, str]:
     return 1.0, ""  # counts per second: the title says "/s"
 
 
+def _titled(label: str, unit: str) -> str:
+    """A column's label with the unit it is shown in (the label's base unit dropped)."""
+    label = label.replace(" (s)", "").replace(" (bytes)", "")
+    return f"{label} ({unit})" if unit else label
+
+
+def delivery_text(table: Any) -> Any:
+    """A :func:`compare_delivery` table to read: one row per figure, in the units the bar chart
+    uses (ms, KB/MB), three significant digits, the unit in the row's label."""
+    import pandas as pd
+
+    labels = table.attrs.get("labels", COLUMNS)
+    rows = {}
+    for col in table.columns:
+        scale, unit = shown_unit(col, table[col].to_numpy(dtype=float))
+        rows[_titled(labels.get(col, col), unit)] = [fmt_number(v * scale) for v in table[col]]
+    return pd.DataFrame(rows, index=table.index).T
+
+
 def plot_polling_vs_websocket(table: Any, ax: Any = None) -> Any:
     """Bar charts of a :func:`compare_delivery` table, one panel per column.
 
@@ -285,8 +304,7 @@ def plot_polling_vs_websocket(table: Any, ax: Any = None) -> Any:
             a.bar(range(len(values)), np.nan_to_num(values), color=colours, width=0.65)
             a.set_xticks(range(len(values)), [str(x) for x in table.index], rotation=20,
                          ha="right")
-            title = labels.get(col, col).replace(" (s)", "").replace(" (bytes)", "")
-            a.set_title(f"{title} ({unit})" if unit else title, fontsize=10, loc="left")
+            a.set_title(_titled(labels.get(col, col), unit), fontsize=10, loc="left")
             a.grid(axis="x", visible=False)
             a.set_ylim(0, np.nanmax(np.append(values, 0.0)) * 1.18 or 1.0)
             for x, v in enumerate(values):

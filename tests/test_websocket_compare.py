@@ -48,6 +48,17 @@ def test_the_bar_chart_has_a_panel_per_column(table):
         plot_polling_vs_websocket(table, ax=axes[:2])
 
 
+def test_the_readable_table_uses_the_bar_charts_units(table):
+    from simsys.formatting import fmt_number
+    from simsys.websocket_compare import delivery_text
+
+    text = delivery_text(table)
+    assert "delivery latency, mean (ms)" in text.index
+    assert text.loc["delivery latency, mean (ms)"].iloc[0] == fmt_number(
+        table["delivery_mean"].iloc[0] * 1e3)
+    assert any(i.endswith("(MB)") or i.endswith("(KB)") for i in text.index)
+
+
 def test_the_bar_chart_speaks_in_ms_and_decimal_bytes(table):
     # issue 15: it drew raw seconds and bytes (4.96e+08) in matplotlib's default colours
     from simsys.formatting import fmt_number
