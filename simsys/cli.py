@@ -46,6 +46,11 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
         "compare",
         "Run scenarios side by side over the same seeds and compare them.",
     ),
+    "experiment": (
+        "simsys.cli_experiment",
+        "experiment",
+        "Export a scenario's experiment for Chaos Toolkit (chaos validate / run / report).",
+    ),
 }
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
