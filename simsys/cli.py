@@ -47,6 +47,11 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
         "compare",
         "Run scenarios side by side over the same seeds and compare them.",
     ),
+    "experiment": (
+        "simsys.cli_experiment",
+        "experiment",
+        "Export a scenario's experiment for Chaos Toolkit (chaos validate / run / report).",
+    ),
 }
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -268,10 +273,10 @@ def run(scenario: str, seed: int | None, overrides: tuple[str, ...], out_dir: st
             click.echo(f"wrote {written or out_dir}", err=True)
     journal = result.journal
     if journal is not None:
-        from .experiment import verdict
+        from .experiment import negative, verdict
 
         click.echo(verdict(journal), err=as_json)
-        if fail_on_deviation and journal["status"] != "completed":
+        if fail_on_deviation and negative(journal):
             from .errors import VerdictError
 
             raise VerdictError(f"the experiment's steady state did not hold ({journal['status']})")
