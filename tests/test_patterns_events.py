@@ -24,8 +24,11 @@ def closed(users: int = 1, think: str = "0.25s", target: str = "web", **policy: 
 
 
 def rows(df: Any, *cols: str) -> list[tuple]:
-    """A table as a list of tuples of ``cols``."""
-    return [tuple(row) for row in df[list(cols)].itertuples(index=False)]
+    """A table as a list of tuples of ``cols``; a missing value (no cause: NaN) as None."""
+    import pandas as pd
+
+    return [tuple(None if not isinstance(v, str) and pd.isna(v) else v for v in row)
+            for row in df[list(cols)].itertuples(index=False)]
 
 
 def requests(r: simsys.Result, *cols: str) -> list[tuple]:
@@ -92,7 +95,7 @@ def test_an_answer_in_time_is_not_a_timeout():
     # The answer and the timeout are due at the same instant 0.625: the answer was scheduled
     # first (when db started), so it wins.
     r = simsys.run(spec)
-    assert requests(r) == [(0, 0.125, 0.625, "ok", "")]
+    assert requests(r) == [(0, 0.125, 0.625, "ok", None)]
     assert calls(r, "web->db")["timeouts"] == 0
 
 
@@ -157,8 +160,8 @@ def test_client_retry_counts_attempts_and_succeeds_when_the_service_is_back():
     }
     r = simsys.run(spec)
     assert requests(r, "id", "start", "end", "status", "cause", "attempts") == [
-        (0, 0.25, 1.875, "ok", "", 4),
-        (1, 2.125, 2.25, "ok", "", 1),
+        (0, 0.25, 1.875, "ok", None, 4),
+        (1, 2.125, 2.25, "ok", None, 1),
     ]
     assert calls(r, "client:closed0->web")["retries"] == 3
 
@@ -256,8 +259,8 @@ def test_breaker_opens_short_circuits_and_one_trial_closes_it():
         expected += [(rid, k / 4, k / 4, "error", "circuit_open"),
                      (rid + 1, k / 4, k / 4, "error", "circuit_open")]
         rid += 2
-    expected += [(18, 2.5, 2.625, "ok", ""), (19, 2.5, 2.5, "error", "circuit_open"),
-                 (20, 2.75, 2.875, "ok", ""), (21, 2.875, 3.0, "ok", "")]
+    expected += [(18, 2.5, 2.625, "ok", None), (19, 2.5, 2.5, "error", "circuit_open"),
+                 (20, 2.75, 2.875, "ok", None), (21, 2.875, 3.0, "ok", None)]
     assert requests(r) == expected
     assert rows(r.breakers, "time", "link", "state", "service") == [
         (0.5, "web->db", "open", "db"), (2.5, "web->db", "half_open", "db"),
@@ -375,7 +378,7 @@ def test_a_bulkhead_refusal_does_not_use_up_the_half_open_trial():
     df = r.requests
     assert rows(df[(df["start"] >= 1.125) & (df["start"] < 1.25)],
                 "start", "end", "status", "cause", "instance") == [
-        (1.125, 1.125, "error", "bulkhead", 0), (1.1875, 1.4375, "ok", "", 1),
+        (1.125, 1.125, "error", "bulkhead", 0), (1.1875, 1.4375, "ok", None, 1),
     ]
 
 
@@ -391,7 +394,7 @@ def test_bulkhead_caps_calls_outstanding_per_caller_replica():
                 "db": {"workers": 8, "service_time": "1s"}},
             "workload": [closed(users=4)]}
     r = simsys.run(spec)
-    expected = [(0, 0.25, 1.25, "ok", ""), (1, 0.25, 1.25, "ok", "")]
+    expected = [(0, 0.25, 1.25, "ok", None), (1, 0.25, 1.25, "ok", None)]
     rid = 2
     for k in range(1, 5):            # 0.25 … 1.0
         expected += [(rid, k / 4, k / 4, "error", "bulkhead"),
@@ -468,7 +471,7 @@ def test_shed_by_queue_length_refuses_arrivals_while_that_many_wait():
                                                      "shed": {"queue_length": 2}}},
             "workload": [closed(users=5)]}
     got = requests(simsys.run(spec), "id", "start", "end", "status", "cause")
-    assert got[:3] == [(0, 0.25, 1.25, "ok", ""), (3, 0.25, 0.25, "rejected", "shed"),
+    assert got[:3] == [(0, 0.25, 1.25, "ok", None), (3, 0.25, 0.25, "rejected", "shed"),
                        (4, 0.25, 0.25, "rejected", "shed")]
     shed = [row for row in got if row[4] == "shed"]
     assert len(shed) == len(got) - 1
@@ -494,15 +497,15 @@ def test_shed_by_deadline_drops_requests_that_waited_too_long():
                                                      "shed": {"deadline": "1.5s"}}},
             "workload": [closed(users=4)]}
     assert requests(simsys.run(spec)) == [
-        (0, 0.25, 1.25, "ok", ""),
-        (1, 0.25, 2.25, "ok", ""),
+        (0, 0.25, 1.25, "ok", None),
+        (1, 0.25, 2.25, "ok", None),
         (2, 0.25, 2.25, "rejected", "shed"),
         (3, 0.25, 2.25, "rejected", "shed"),
-        (4, 1.5, 3.25, "ok", ""),
-        (5, 2.5, 4.25, "ok", ""),
+        (4, 1.5, 3.25, "ok", None),
+        (5, 2.5, 4.25, "ok", None),
         (6, 2.5, 4.25, "rejected", "shed"),
         (7, 2.5, 4.25, "rejected", "shed"),
-        (8, 3.5, 5.25, "ok", ""),
+        (8, 3.5, 5.25, "ok", None),
     ]
 
 
