@@ -2,7 +2,7 @@
 
 One trace per request. Its root span (kind CLIENT) is the workload's side of the request, from
 the request's start to its end, so its duration is the request's latency; under it each visit to
-a service is a SERVER span (arrival to answer, on the replica's resource) and each call a
+a service is a SERVER span (a worker taking it to its answer, on the replica's resource) and each call a
 service makes is a CLIENT span on the caller's resource (sent to answer received), parented as
 the calls were made. Failed visits and calls have status ERROR with ``error.type`` (the cause:
 rejected, shed, timeout, crash, circuit_open, …) and an event of that name; retries and hedged
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -42,7 +42,7 @@ def parse_start(start: float | str | datetime | None) -> float:
     if start is None:
         return DEFAULT_START
     if isinstance(start, datetime):
-        dt = start if start.tzinfo else start.replace(tzinfo=timezone.utc)
+        dt = start if start.tzinfo else start.replace(tzinfo=UTC)
         return dt.timestamp()
     if isinstance(start, str):
         try:
@@ -222,6 +222,10 @@ def write_otlp(result: Result, path: str | os.PathLike[str], *, start: Any = Non
                 [extra[k] for k in np.flatnonzero(m).tolist()])
     # visits that reached their service: SERVER spans, parented to the CLIENT span (or root)
     vi = np.flatnonzero(~np.isnan(arrived[idx]))
+    # a SERVER span starts when a worker takes the visit, as an instrumented handler's does: the
+    # wait in the queue shows as the gap after the CLIENT span's start (and in an attribute)
+    started = np.asarray(calls.started)
+    v_start = np.where(np.isnan(started[idx]), arrived[idx], started[idx])
     v_end = np.where(np.isnan(ended[idx]), arrived[idx], ended[idx])
     keys = sv[vi] * 65536 + np.maximum(rp[vi], 0)
     for key in np.unique(keys).tolist():
@@ -231,7 +235,7 @@ def write_otlp(result: Result, path: str | os.PathLike[str], *, start: Any = Non
         parents = [client_id[k] if par[k] > 0 else root_parent[k] for k in j.tolist()]
         add((services[s], f"{services[s]}-{r}"), [trace_of[k] for k in j.tolist()],
             [server_id[k] for k in j.tolist()], parents, services[s], KIND_SERVER,
-            arrived[idx[j]], v_end[j], c_status[idx[j]], c_cause[idx[j]],
+            v_start[j], v_end[j], c_status[idx[j]], c_cause[idx[j]],
             [(_attr("simsys.attempt", int(a)) + ',' if a > 1 else "")
              + _attr("simsys.queue_time_s", f"{w:.9f}")
              for a, w in zip(c_att[j].tolist(),
