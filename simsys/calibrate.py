@@ -282,7 +282,7 @@ def to_yaml(model: dict[str, Any], source: str, n_spans: int, partial: int,
                          f"{'parallel' if par else 'sequential'} (child spans overlapped in "
                          f"{100 * model['overlap'].get(svc, 0.0):.0f}% of visits)")
             items = []
-            for target, p, k in m["calls"]:
+            for target, p, _k in m["calls"]:
                 items.append(f"{{service: {target}, probability: {p:.6g}}}" if p < 0.9995
                              else f"{{service: {target}}}")
             if par and all(p >= 0.9995 for _, p, _ in m["calls"]):
