@@ -68,7 +68,7 @@ def read_spans(path: str) -> pd.DataFrame:
 
 
 def _add(cols: dict[str, list[Any]], trace: str, span: str, parent: str, service: str,
-         instance: str, kind: int, start: float, end: float) -> None:
+         instance: str, kind: int, start: float, end: float, error: bool) -> None:
     if len(cols["span"]) >= MAX_SPANS + 1:
         return
     cols["trace"].append(trace)
@@ -79,6 +79,7 @@ def _add(cols: dict[str, list[Any]], trace: str, span: str, parent: str, service
     cols["kind"].append(kind)
     cols["start"].append(start)
     cols["end"].append(end)
+    cols["error"].append(error)
 
 
 def _otlp(doc: dict[str, Any], cols: dict[str, list[Any]]) -> None:
@@ -93,7 +94,8 @@ def _otlp(doc: dict[str, Any], cols: dict[str, list[Any]]) -> None:
                      instance, int(s.get("kind", 0) if not isinstance(s.get("kind"), str)
                                    else {"SPAN_KIND_SERVER": 2, "SPAN_KIND_CLIENT": 3}.get(
                                        s["kind"], 1)),
-                     int(s["startTimeUnixNano"]) / 1e9, int(s["endTimeUnixNano"]) / 1e9)
+                     int(s["startTimeUnixNano"]) / 1e9, int(s["endTimeUnixNano"]) / 1e9,
+                     s.get("status", {}).get("code") in (2, "STATUS_CODE_ERROR"))
 
 
 def _jaeger(doc: dict[str, Any], cols: dict[str, list[Any]]) -> None:
@@ -109,7 +111,8 @@ def _jaeger(doc: dict[str, Any], cols: dict[str, list[Any]]) -> None:
             start = float(s["startTime"]) / 1e6
             _add(cols, s["traceID"], s["spanID"], parent, proc.get("serviceName", "unknown"),
                  str(ptags.get("service.instance.id") or ptags.get("hostname") or ""), kind,
-                 start, start + float(s["duration"]) / 1e6)
+                 start, start + float(s["duration"]) / 1e6,
+                 tags.get("error") in (True, "true"))
 
 
 def link_spans(df: pd.DataFrame, path: str, allow_partial: bool = True
@@ -198,7 +201,14 @@ def infer(df: pd.DataFrame) -> dict[str, Any]:
     caller = parent[calls]
     # own work: the visit's time not spent in calls (sequential calls: their sum)
     child_time = np.bincount(caller, weights=dur[calls], minlength=n)
-    visits = np.flatnonzero(server)
+    # failed visits end early and skip the calls after a failure: work and call shares are
+    # read off the visits that completed (all of them if none did)
+    error = df["error"].to_numpy(dtype=bool)
+    visits = np.flatnonzero(server & ~error)
+    if not len(visits):
+        visits = np.flatnonzero(server)
+    counted = np.zeros(n, dtype=bool)
+    counted[visits] = True
     model: dict[str, Any] = {"services": {}, "entries": [], "links": {}}
     vdf = pd.DataFrame({"row": visits, "service": service[visits],
                         "instance": df["instance"].to_numpy()[visits]})
@@ -222,6 +232,7 @@ def infer(df: pd.DataFrame) -> dict[str, Any]:
                         "gap": np.where(kind[calls] == CLIENT, end[calls] - end[tgt_row], 0.0),
                         "start": start[calls], "end": end[calls]})
     overlap: dict[str, float] = {}
+    cdf = cdf[counted[caller]]
     for name, g in cdf.groupby("caller_service", sort=True):
         if name not in model["services"]:
             continue
@@ -270,7 +281,7 @@ def to_yaml(model: dict[str, Any], source: str, n_spans: int, partial: int,
              f"name: {name}", f"duration: {max(window, 1.0):.6g}s", "services:"]
     for svc, m in model["services"].items():
         lines.append(f"  {svc}:")
-        lines.append(f"    # {m['visits']} SERVER spans; replicas from service.instance.id, "
+        lines.append(f"    # {m['visits']} SERVER spans without error; replicas from service.instance.id, "
                      f"workers = most spans at once on one replica")
         lines.append(f"    replicas: {m['replicas']}")
         lines.append(f"    workers: {m['workers']}")

@@ -126,7 +126,8 @@ def _graph(path):
             if not str(u).startswith("client")}
 
 
-@pytest.mark.parametrize("scenario", ["scenarios/checkout.yaml"])
+@pytest.mark.parametrize("scenario", ["scenarios/checkout.yaml",
+                                      "scenarios/shop-microservices.yaml"])
 def test_round_trip(tmp_path, scenario):
     r = simsys.run(scenario, seed=1, overrides={"trace": True, "duration": "2min", "warmup": 0})
     traces = tmp_path / "traces.json"
