@@ -188,7 +188,8 @@ def infer(df: pd.DataFrame) -> dict[str, Any]:
     has = parent >= 0
     pkind = np.where(has, kind[np.maximum(parent, 0)], 0)
     # a call: a CLIENT span under a SERVER span; its target is its SERVER child (the first)
-    server = kind != CLIENT
+    # visits: SERVER spans (any span but a CLIENT one where the file gives no kinds)
+    server = kind == SERVER if (kind == SERVER).any() else kind != CLIENT
     call_target = np.full(n, -1)
     child_server = np.flatnonzero(server & has & (pkind == CLIENT))
     call_target[parent[child_server][::-1]] = child_server[::-1]

@@ -24,7 +24,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import SimsysError
-from .records import CAUSES, OK
+from .records import (
+    CALL_FALLBACK,
+    CALL_HEDGE,
+    CALL_REFUSED,
+    CALL_TIMED_OUT,
+    CAUSES,
+    OK,
+    STATUSES,
+)
 from .sim.engine import Streams
 
 if TYPE_CHECKING:
@@ -33,7 +41,7 @@ if TYPE_CHECKING:
 # 2026-01-01T00:00:00Z: simulated time 0 unless told otherwise; fixed, so exports are repeatable.
 DEFAULT_START = 1_767_225_600.0
 ROOT_BIT = 1 << 62          # root span ids: ROOT_BIT | request id; call k: 2k (CLIENT), 2k+1
-KIND_SERVER, KIND_CLIENT = 2, 3
+KIND_INTERNAL, KIND_SERVER, KIND_CLIENT = 1, 2, 3
 STATUS_ERROR = 2
 
 
@@ -143,29 +151,37 @@ def write_otlp(result: Result, path: str | os.PathLike[str], *, start: Any = Non
     r_end[r_id] = np.asarray(req.end)
     r_start = np.full(len(keep), np.nan)
     r_start[r_id] = np.asarray(req.start)
+    src_of = np.zeros(len(keep), dtype=np.int64)
+    src_of[r_id] = np.asarray(req.source, dtype=np.int64)
 
     out: dict[tuple[str, str], list[str]] = {}
     n_spans = 0
 
     def add(resource: tuple[str, str], trace: list[str], span: list[str], parent: list[str],
-            name: list[str] | str, kind: int, t0: np.ndarray, t1: np.ndarray,
-            status: np.ndarray, cause: np.ndarray, extra: list[str]) -> None:
+            name: list[str] | str, kind: int | np.ndarray, t0: np.ndarray, t1: np.ndarray,
+            status: np.ndarray, cause: np.ndarray, extra: list[str],
+            marks: list[list[str]] | None = None) -> None:
+        """Spans of one resource; ``marks``: names of events at each span's start."""
         nonlocal n_spans
         s0, s1 = _nanos(start_ns, t0), _nanos(start_ns, t1)
         bucket = out.setdefault(resource, [])
         names = [name] * len(trace) if isinstance(name, str) else name
+        kinds = [kind] * len(trace) if isinstance(kind, int) else kind.tolist()
         for i in range(len(trace)):
             attrs = extra[i]
+            events = [f'{{"timeUnixNano":"{s0[i]}","name":"{e}"}}' for e in marks[i]] \
+                if marks is not None else []
+            tail = ""
             if status[i] != OK:
-                kind_of_error = causes[cause[i]] or "error"
-                tail = (f',"events":[{{"timeUnixNano":"{s1[i]}","name":"{kind_of_error}"}}]'
-                        f',"status":{{"code":{STATUS_ERROR},"message":"{kind_of_error}"}}')
+                kind_of_error = causes[cause[i]] or STATUSES[status[i]]
+                events.append(f'{{"timeUnixNano":"{s1[i]}","name":"{kind_of_error}"}}')
+                tail = f',"status":{{"code":{STATUS_ERROR},"message":"{kind_of_error}"}}'
                 attrs = attrs + ("," if attrs else "") + _attr("error.type", kind_of_error)
-            else:
-                tail = ""
+            if events:
+                tail = f',"events":[{",".join(events)}]' + tail
             par = f',"parentSpanId":"{parent[i]}"' if parent[i] else ""
             bucket.append(f'{{"traceId":"{trace[i]}","spanId":"{span[i]}"{par},'
-                          f'"name":"{names[i]}","kind":{kind},"startTimeUnixNano":"{s0[i]}",'
+                          f'"name":"{names[i]}","kind":{kinds[i]},"startTimeUnixNano":"{s0[i]}",'
                           f'"endTimeUnixNano":"{s1[i]}","attributes":[{attrs}]{tail}}}')
         n_spans += len(trace)
 
@@ -199,27 +215,51 @@ def write_otlp(result: Result, path: str | os.PathLike[str], *, start: Any = Non
     sv, rp = c_svc[idx], c_rep[idx]
     c_att = c_attempt[idx]
     trace_of = [tid[r] for r in c_rid[idx].tolist()]
-    # calls made by services: CLIENT spans
-    from_service = par > 0
-    ci = np.flatnonzero(from_service)
+    # calls: CLIENT spans on the caller's replica (calls from the client are its root span,
+    # except refusals and fallbacks, shown under the root on the workload's resource)
+    c_flags = np.asarray(calls.flags, dtype=np.int64)[idx]
+    marker = (c_flags & (CALL_REFUSED | CALL_FALLBACK)) != 0
+    ci = np.flatnonzero((par > 0) | marker)
     if len(ci):
-        caller_svc = c_svc[pr[ci]]
-        caller_rep = c_rep[pr[ci]]
-        extra = [(_attr("peer.service", services[s]) +
-                  ("," + _attr("simsys.attempt", int(a)) if a > 1 else "") +
-                  ("," + _attr("simsys.abandoned", True) if ab else ""))
-                 for s, a, ab in zip(sv[ci].tolist(), c_att[ci].tolist(),
-                                     abandoned[ci].tolist(), strict=True)]
+        from_client = par[ci] == 0
+        caller_svc = np.where(from_client, -1 - src_of[c_rid[idx[ci]]], c_svc[np.maximum(pr[ci], 0)])
+        caller_rep = np.where(from_client, 0, c_rep[np.maximum(pr[ci], 0)])
+        extra, marks = [], []
+        for s, a, ab, fl in zip(sv[ci].tolist(), c_att[ci].tolist(), abandoned[ci].tolist(),
+                                c_flags[ci].tolist(), strict=True):
+            attrs = [_attr("peer.service", services[s])]
+            ev = []
+            if a > 1:
+                attrs.append(_attr("simsys.attempt", int(a)))
+                ev.append("hedge" if fl & CALL_HEDGE else "retry")
+            if fl & CALL_HEDGE:
+                attrs.append(_attr("simsys.hedge", True))
+            if fl & CALL_TIMED_OUT:
+                attrs.append(_attr("simsys.timed_out", True))
+            if fl & CALL_FALLBACK:
+                attrs.append(_attr("simsys.fallback", True))
+                ev.append("fallback")
+            if ab:
+                attrs.append(_attr("simsys.abandoned", True))
+            extra.append(",".join(attrs))
+            marks.append(ev)
+        names = [f"fallback {services[t]}" if fl & CALL_FALLBACK else f"call {services[t]}"
+                 for t, fl in zip(sv[ci].tolist(), c_flags[ci].tolist(), strict=True)]
+        kinds = np.where(c_flags[ci] & CALL_FALLBACK, KIND_INTERNAL, KIND_CLIENT)
+        parents = [root_parent[k] if f else parent_server[k]
+                   for k, f in zip(ci.tolist(), from_client.tolist(), strict=True)]
         keys = caller_svc * 65536 + caller_rep
         for key in np.unique(keys).tolist():
-            m = keys == key
+            m = np.flatnonzero(keys == key)
             j = ci[m]
             s, r = divmod(key, 65536)
-            add((services[s], f"{services[s]}-{r}"), [trace_of[k] for k in j.tolist()],
-                [client_id[k] for k in j.tolist()], [parent_server[k] for k in j.tolist()],
-                [f"call {services[t]}" for t in sv[j].tolist()], KIND_CLIENT,
+            resource = ((rec.sources[-1 - s], "") if s < 0 else
+                        (services[s], f"{services[s]}-{r}"))
+            add(resource, [trace_of[k] for k in j.tolist()],
+                [client_id[k] for k in j.tolist()], [parents[k] for k in m.tolist()],
+                [names[k] for k in m.tolist()], kinds[m],
                 sent[idx[j]], ret[j], c_status[idx[j]], c_cause[idx[j]],
-                [extra[k] for k in np.flatnonzero(m).tolist()])
+                [extra[k] for k in m.tolist()], [marks[k] for k in m.tolist()])
     # visits that reached their service: SERVER spans, parented to the CLIENT span (or root)
     vi = np.flatnonzero(~np.isnan(arrived[idx]))
     # a SERVER span starts when a worker takes the visit, as an instrumented handler's does: the

@@ -111,11 +111,13 @@ class CallLog:
     ``span`` numbers the attempt (1, 2, … per run); ``parent`` is the span of the caller's
     visit (0: the client's side of the request). Times are simulated seconds; ``arrived``,
     ``started`` and ``ended`` (the callee's side) are NaN where the visit never got that far.
-    ``attempt`` is the guard's attempt number (1 on unguarded calls).
+    ``attempt`` is the guard's attempt number (1 on unguarded calls); ``flags`` holds the
+    CALL_* bits below. Calls refused before sending (circuit open, bulkhead full) and fallbacks
+    get a row too, with no callee side.
     """
 
     __slots__ = ("rid", "span", "parent", "service", "replica", "sent", "arrived", "started",
-                 "ended", "returned", "status", "cause", "attempt")
+                 "ended", "returned", "status", "cause", "attempt", "flags")
 
     def __init__(self) -> None:
         self.rid = array("q")
@@ -131,9 +133,15 @@ class CallLog:
         self.status = array("b")
         self.cause = array("b")
         self.attempt = array("h")
+        self.flags = array("b")
 
     def __len__(self) -> int:
         return len(self.rid)
+
+
+# CallLog.flags: a hedged copy; an attempt its caller stopped waiting for (timeout); a call
+# refused before it was sent; a fallback answering instead of the callee.
+CALL_HEDGE, CALL_TIMED_OUT, CALL_REFUSED, CALL_FALLBACK = 1, 2, 4, 8
 
 
 class IncidentLog:

@@ -192,3 +192,50 @@ def test_malformed_and_partial(tmp_path):
     res = CliRunner().invoke(cli, ["calibrate", path, "-o", str(tmp_path / "x.yaml"),
                                    "--allow-partial"])
     assert res.exit_code == 0 and "1 partial traces" in res.output, res.output
+
+
+PATTERNS = {
+    "name": "patterns", "duration": "20s", "trace": True,
+    "services": {
+        "web": {"workers": 50, "service_time": "1ms", "calls": [
+            {"service": "slow", "timeout": "30ms", "retry": {"max_attempts": 2, "backoff": "5ms"},
+             "hedge": {"after": "15ms"}, "fallback": {"service_time": "2ms"},
+             "circuit_breaker": {"error_threshold": "50%", "volume_threshold": 20,
+                                 "sleep_window": "1s", "rolling_window": "2s"}}]},
+        "slow": {"workers": 2, "queue": 5,
+                 "service_time": {"dist": "exponential", "mean": "12ms"}},
+    },
+    "links": {"default": {"latency": "1ms"}},
+    "workload": [{"type": "poisson", "rate": "150/s", "target": "web"}],
+}
+
+
+def test_patterns_show_as_events_and_errors(tmp_path):
+    r = simsys.run(PATTERNS, seed=4)
+    out = tmp_path / "p.json"
+    r.to_otlp(out)
+    rows = _flat(_parse(out))
+    doc = json.load(open(out))
+    spans = [s for rs in doc["resourceSpans"] for ss in rs["scopeSpans"] for s in ss["spans"]]
+    events = {e["name"] for s in spans for e in s.get("events", [])}
+    errors = {a["value"]["stringValue"] for s in spans for a in s["attributes"]
+              if a["key"] == "error.type"}
+    calls = r.calls.iloc[0]
+    assert calls["timeouts"] > 0 and calls["retries"] > 0 and calls["hedges"] > 0
+    assert {"retry", "hedge", "timeout", "fallback"} <= events, events
+    assert {"timeout", "rejected"} <= errors, errors
+    if calls.get("short_circuited", 0):
+        assert "circuit_open" in errors
+    # nesting holds except under calls the caller stopped waiting for
+    by_id = {(row[0], row[1]): row for row in rows}
+    given_up = {"simsys.timed_out", "simsys.abandoned"}
+    for row in rows:
+        if row[2] and not row[9] & given_up:
+            parent = by_id[(row[0], row[2])]
+            if parent[9] & given_up:
+                continue
+            assert parent[6] <= row[6] and row[7] <= parent[7]
+    # the CLIENT span of a timed-out attempt lasts the timeout (less if the caller moved on)
+    timed = [(row[7] - row[6]) / 1e9 for row in rows if "simsys.timed_out" in row[9]
+             and "simsys.abandoned" not in row[9]]
+    assert timed and all(abs(d - 0.030) < 1e-6 for d in timed), sorted(timed)[:5]

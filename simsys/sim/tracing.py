@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ..records import OK, CallLog
+from ..records import CALL_HEDGE, CALL_TIMED_OUT, OK, TIMEOUT, CallLog
 from .link import Link
 from .service import Job
 
@@ -42,6 +42,9 @@ class TracingLink(Link):
         job.span = self.next_span()
         job.sent_at = self.env.now
         job.arrived_at = job.started_at = job.ended_at = NAN
+        # a guard's copy sent while an earlier attempt is still out is a hedge
+        out = getattr(job.call, "outstanding", None)
+        job.trace_flags = CALL_HEDGE if out is not None and len(out) > 1 else 0
         super().send(job)
 
     def respond(self, job: Job) -> None:
@@ -49,21 +52,43 @@ class TracingLink(Link):
         super().respond(job)
 
     def _returned(self, job: Job) -> None:
+        now = self.env.now
+        flags = job.trace_flags
+        status = job.status
+        timeout = getattr(getattr(self.user_back, "__self__", None), "timeout", None)
+        if timeout is not None and now - job.sent_at >= timeout * (1 - 1e-12):
+            flags |= CALL_TIMED_OUT  # the caller stopped waiting at sent + timeout
+            now = job.sent_at + timeout
+            status = TIMEOUT
+        attempts = getattr(job.call, "attempts", 1)  # a guard's call state, else 1
+        self._log(job.span, job.parent, job.inst.replica if job.inst is not None else -1,
+                  job.sent_at, job.arrived_at, job.started_at, job.ended_at, now, status,
+                  job.req.cause if status != OK else 0,
+                  attempts if isinstance(attempts, int) else 1, flags)
+        self.user_back(job)
+
+    def marker(self, parent: Job, start: float, end: float, status: int, cause: int,
+               attempt: int, flags: int) -> None:
+        """A call with no callee side: refused before sending (CALL_REFUSED) or answered by a
+        fallback (CALL_FALLBACK), from ``start`` to ``end`` (simulated seconds)."""
+        self._log(self.next_span(), parent, -1, start, NAN, NAN, NAN, end, status, cause,
+                  attempt, flags)
+
+    def _log(self, span: int, parent: Job, replica: int, sent: float, arrived: float,
+             started: float, ended: float, returned: float, status: int, cause: int,
+             attempt: int, flags: int) -> None:
         log = self.log
-        parent = job.parent
-        call = job.call
-        attempts = getattr(call, "attempts", 1)  # a guard's call state, else a first attempt
-        log.rid.append(job.req.rid)
-        log.span.append(job.span)
+        log.rid.append(parent.req.rid)
+        log.span.append(span)
         log.parent.append(getattr(parent, "span", 0) if parent.link is not None else 0)
         log.service.append(self.target.code)
-        log.replica.append(job.inst.replica if job.inst is not None else -1)
-        log.sent.append(job.sent_at)
-        log.arrived.append(job.arrived_at)
-        log.started.append(job.started_at)
-        log.ended.append(job.ended_at)
-        log.returned.append(self.env.now)
-        log.status.append(job.status)
-        log.cause.append(job.req.cause if job.status != OK else 0)
-        log.attempt.append(attempts if isinstance(attempts, int) else 1)
-        self.user_back(job)
+        log.replica.append(replica)
+        log.sent.append(sent)
+        log.arrived.append(arrived)
+        log.started.append(started)
+        log.ended.append(ended)
+        log.returned.append(returned)
+        log.status.append(status)
+        log.cause.append(cause)
+        log.attempt.append(attempt)
+        log.flags.append(flags)
