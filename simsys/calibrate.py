@@ -24,8 +24,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import SimsysError
-from .spec.limits import max_file_bytes
-
+MAX_TRACE_BYTES_ENV = "SIMSYS_MAX_TRACE_BYTES"
 MAX_SPANS = 20_000_000
 MAX_DEPTH = 1000
 MAX_VALUES = 1000          # empirical values kept per distribution (evenly spaced quantiles)
@@ -37,14 +36,28 @@ def _bad(path: str, msg: str) -> SimsysError:
     return SimsysError(f"{path}: {msg}")
 
 
+def max_trace_bytes() -> int:
+    """Largest trace file read (bytes); ``SIMSYS_MAX_TRACE_BYTES``, default 2 GB."""
+    text = os.environ.get(MAX_TRACE_BYTES_ENV, "")
+    try:
+        return int(float(text)) if text else 2 * 10**9
+    except ValueError:
+        raise SimsysError(f"{MAX_TRACE_BYTES_ENV}: expected a number of bytes, got {text!r}") \
+            from None
+
+
 def read_spans(path: str) -> pd.DataFrame:
     """One row per span: trace, span, parent, service, instance, kind, start, end (seconds)."""
     try:
         size = os.stat(path).st_size
     except OSError as exc:
         raise _bad(path, f"cannot read: {exc.strerror}") from None
-    if size > max(max_file_bytes(), 2 << 30):
-        raise _bad(path, f"file is {size} bytes, more than the 2 GB limit")
+    if not os.path.isfile(path):
+        raise _bad(path, "not a regular file")
+    limit = max_trace_bytes()
+    if size > limit:
+        raise _bad(path, f"file is {size} bytes, more than the limit of {limit} "
+                         f"(raise it with {MAX_TRACE_BYTES_ENV})")
     try:
         with open(path, encoding="utf-8") as f:
             doc = json.load(f)

@@ -239,3 +239,44 @@ def test_patterns_show_as_events_and_errors(tmp_path):
     timed = [(row[7] - row[6]) / 1e9 for row in rows if "simsys.timed_out" in row[9]
              and "simsys.abandoned" not in row[9]]
     assert timed and all(abs(d - 0.030) < 1e-6 for d in timed), sorted(timed)[:5]
+
+
+def test_jaeger_json_calibrates_like_otlp(tmp_path):
+    """The same spans in Jaeger's JSON export (data[].spans, microseconds, processes) give the
+    same services and calls."""
+    r = simsys.run("scenarios/checkout.yaml", seed=3, overrides=SHORT)
+    otlp = tmp_path / "t.json"
+    r.to_otlp(otlp)
+    doc = json.load(open(otlp))
+    traces: dict = {}
+    for rs in doc["resourceSpans"]:
+        attrs = {a["key"]: a["value"]["stringValue"] for a in rs["resource"]["attributes"]}
+        pid = attrs["service.name"] + "/" + attrs.get("service.instance.id", "")
+        for s in rs["scopeSpans"][0]["spans"]:
+            t = traces.setdefault(s["traceId"], {"traceID": s["traceId"], "spans": [],
+                                                 "processes": {}})
+            t["processes"][pid] = {"serviceName": attrs["service.name"], "tags": [
+                {"key": "hostname", "type": "string",
+                 "value": attrs.get("service.instance.id", "")}]}
+            start = int(s["startTimeUnixNano"]) // 1000
+            t["spans"].append({
+                "traceID": s["traceId"], "spanID": s["spanId"], "processID": pid,
+                "operationName": s["name"], "startTime": start,
+                "duration": int(s["endTimeUnixNano"]) // 1000 - start,
+                "references": [{"refType": "CHILD_OF", "traceID": s["traceId"],
+                                "spanID": s["parentSpanId"]}] if "parentSpanId" in s else [],
+                "tags": [{"key": "span.kind", "type": "string",
+                          "value": {2: "server", 3: "client"}.get(s["kind"], "internal")}]
+                + ([{"key": "error", "type": "bool", "value": True}] if "status" in s else []),
+            })
+    jaeger = tmp_path / "jaeger.json"
+    jaeger.write_text(json.dumps({"data": list(traces.values())}))
+    a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    a.write_text(calibrate(str(otlp))[0])
+    b.write_text(calibrate(str(jaeger))[0])
+    ga, gb = _graph(str(a)), _graph(str(b))
+    assert set(ga) == set(gb) == set(_graph("scenarios/checkout.yaml"))
+    assert all(abs(ga[e] - gb[e]) < 1e-9 for e in ga)
+    sa, sb = simsys.load(str(a)), simsys.load(str(b))
+    assert {k: v.replicas for k, v in sa.services.items()} == \
+        {k: v.replicas for k, v in sb.services.items()}
