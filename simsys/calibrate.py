@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import SimsysError
+
 MAX_TRACE_BYTES_ENV = "SIMSYS_MAX_TRACE_BYTES"
 MAX_SPANS = 20_000_000
 MAX_DEPTH = 1000
