@@ -60,10 +60,15 @@ def read_spans(path: str) -> pd.DataFrame:
         raise _bad(path, f"file is {size} bytes, more than the limit of {limit} "
                          f"(raise it with {MAX_TRACE_BYTES_ENV})")
     try:
+        counter = _Counter(path)
         with open(path, encoding="utf-8") as f:
-            doc = json.load(f)
+            doc = json.load(f, object_hook=counter.hook)
+    except SimsysError:
+        raise
     except (OSError, ValueError) as exc:
         raise _bad(path, f"not a JSON trace file: {exc}") from None
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise _bad(path, f"malformed span: {exc!r}") from None
     cols: dict[str, list[Any]] = defaultdict(list)
     try:
         if isinstance(doc, dict) and "resourceSpans" in doc:
@@ -74,26 +79,52 @@ def read_spans(path: str) -> pd.DataFrame:
             raise ValueError("expected OTLP/JSON (resourceSpans) or Jaeger JSON (data[].spans)")
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise _bad(path, f"malformed trace file: {exc!r}") from None
-    if len(cols["span"]) > MAX_SPANS:
-        raise _bad(path, f"more than {MAX_SPANS} spans")
     if not cols["span"]:
         raise _bad(path, "no spans")
     return pd.DataFrame(cols)
 
 
-def _add(cols: dict[str, list[Any]], trace: str, span: str, parent: str, service: str,
-         instance: str, kind: int, start: float, end: float, error: bool) -> None:
-    if len(cols["span"]) >= MAX_SPANS + 1:
-        return
-    cols["trace"].append(trace)
-    cols["span"].append(span)
-    cols["parent"].append(parent or "")
-    cols["service"].append(service)
-    cols["instance"].append(instance)
-    cols["kind"].append(kind)
-    cols["start"].append(start)
-    cols["end"].append(end)
-    cols["error"].append(error)
+KINDS = {"SPAN_KIND_INTERNAL": 1, "SPAN_KIND_SERVER": SERVER, "SPAN_KIND_CLIENT": CLIENT,
+         "SPAN_KIND_PRODUCER": 4, "SPAN_KIND_CONSUMER": 5}
+
+
+class _Counter:
+    """Counts spans as the decoder meets them, so a huge file stops early."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.n = 0
+
+    def hook(self, d: dict[str, Any]) -> Any:
+        # Spans become small tuples as soon as they are decoded: their attribute lists, the
+        # bulk of a file, are freed at once, which keeps a million spans well under 1 GB.
+        if "spanId" in d and "traceId" in d:  # OTLP
+            self._count()
+            kind = d.get("kind", 0)
+            kind = KINDS.get(kind, 0) if isinstance(kind, str) else int(kind)
+            status = d.get("status") or {}
+            return (str(d["traceId"]), str(d["spanId"]), str(d.get("parentSpanId") or ""), kind,
+                    int(d["startTimeUnixNano"]) / 1e9, int(d["endTimeUnixNano"]) / 1e9,
+                    status.get("code") in (2, "STATUS_CODE_ERROR"))
+        if "spanID" in d and "traceID" in d and "startTime" in d:  # Jaeger
+            self._count()
+            tags = {t.get("key"): t.get("value") for t in d.get("tags") or []}
+            parent = next((r["spanID"] for r in d.get("references") or []
+                           if r.get("refType") == "CHILD_OF"), "")
+            start = float(d["startTime"]) / 1e6
+            return (str(d["traceID"]), str(d["spanID"]), str(parent),
+                    {"server": SERVER, "client": CLIENT}.get(str(tags.get("span.kind")), 1),
+                    start, start + float(d["duration"]) / 1e6,
+                    tags.get("error") in (True, "true"), str(d.get("processID", "")))
+        return d
+
+    def _count(self) -> None:
+        self.n += 1
+        if self.n > MAX_SPANS:
+            raise _bad(self.path, f"more than {MAX_SPANS} spans")
+
+
+COLUMNS = ("trace", "span", "parent", "kind", "start", "end", "error")
 
 
 def _otlp(doc: dict[str, Any], cols: dict[str, list[Any]]) -> None:
@@ -103,30 +134,29 @@ def _otlp(doc: dict[str, Any], cols: dict[str, list[Any]]) -> None:
         service = attrs.get("service.name") or "unknown"
         instance = attrs.get("service.instance.id") or ""
         for ss in rs.get("scopeSpans", []):
-            for s in ss.get("spans", []):
-                _add(cols, s["traceId"], s["spanId"], s.get("parentSpanId", ""), service,
-                     instance, int(s.get("kind", 0) if not isinstance(s.get("kind"), str)
-                                   else {"SPAN_KIND_SERVER": 2, "SPAN_KIND_CLIENT": 3}.get(
-                                       s["kind"], 1)),
-                     int(s["startTimeUnixNano"]) / 1e9, int(s["endTimeUnixNano"]) / 1e9,
-                     s.get("status", {}).get("code") in (2, "STATUS_CODE_ERROR"))
+            spans = ss.get("spans", [])
+            if any(not isinstance(t, tuple) for t in spans):
+                raise ValueError("a span without traceId/spanId")
+            for name, values in zip(COLUMNS, zip(*spans, strict=True), strict=False):
+                cols[name].extend(values)
+            cols["service"].extend([service] * len(spans))
+            cols["instance"].extend([instance] * len(spans))
 
 
 def _jaeger(doc: dict[str, Any], cols: dict[str, list[Any]]) -> None:
     for tr in doc["data"]:
         procs = tr.get("processes", {})
-        for s in tr["spans"]:
-            proc = procs.get(s.get("processID"), {})
-            tags = {t["key"]: t.get("value") for t in s.get("tags", [])}
-            ptags = {t["key"]: t.get("value") for t in proc.get("tags", [])}
-            parent = next((r["spanID"] for r in s.get("references", [])
-                           if r.get("refType") == "CHILD_OF"), "")
-            kind = {"server": SERVER, "client": CLIENT}.get(str(tags.get("span.kind")), 1)
-            start = float(s["startTime"]) / 1e6
-            _add(cols, s["traceID"], s["spanID"], parent, proc.get("serviceName", "unknown"),
-                 str(ptags.get("service.instance.id") or ptags.get("hostname") or ""), kind,
-                 start, start + float(s["duration"]) / 1e6,
-                 tags.get("error") in (True, "true"))
+        spans = tr["spans"]
+        if any(not isinstance(t, tuple) for t in spans):
+            raise ValueError("a span without traceID/spanID/startTime")
+        for t in spans:
+            proc = procs.get(t[7], {})
+            ptags = {x["key"]: x.get("value") for x in proc.get("tags", [])}
+            for name, value in zip(COLUMNS, t, strict=False):
+                cols[name].append(value)
+            cols["service"].append(proc.get("serviceName", "unknown"))
+            cols["instance"].append(str(ptags.get("service.instance.id")
+                                        or ptags.get("hostname") or ""))
 
 
 def link_spans(df: pd.DataFrame, path: str, allow_partial: bool = True

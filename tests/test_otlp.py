@@ -176,6 +176,8 @@ def _span(sid, parent="", start=0, end=10**6):
     ([_span("a1", "b2"), _span("b2", "a1")], "cycle"),
     ([_span("a1"), _span("b2", "a1", start=-5000, end=10)], "clock skew"),
     ([_span("a1"), _span("b2", "ff")], "b2: its parent is not in the file"),
+    ([{k: v for k, v in _span("a1").items() if k != "endTimeUnixNano"}], "malformed span"),
+    ([_span("a1"), _span("a1")], "a1: span id appears twice"),
 ])
 def test_bad_traces_exit_2(tmp_path, spans, needle):
     path = _write(tmp_path, spans)
