@@ -45,7 +45,7 @@ def _per_request(G: nx.DiGraph) -> dict[str, tuple[float, float]]:
     and the expected time it spends being served and on links (seconds), with the calls'
     probabilities; retries and hedges, which only multiply work on failure, are left out."""
     names = services(G)
-    H = G.subgraph(names)
+    H = G.subgraph(names)  # calls and routes: a route adds its visits as a call would
     out: dict[str, tuple[float, float]] = {}
     try:
         order = list(reversed(list(nx.topological_sort(H))))

@@ -333,10 +333,10 @@ def run(scenario: str, seed: int | None, overrides: tuple[str, ...], out_dir: st
                        err=True)
     journal = result.journal
     if journal is not None:
-        from .experiment import verdict
+        from .experiment import negative, verdict
 
         click.echo(verdict(journal), err=as_json)
-        if fail_on_deviation and journal["status"] != "completed":
+        if fail_on_deviation and negative(journal):
             from .errors import VerdictError
 
             raise VerdictError(f"the experiment's steady state did not hold ({journal['status']})")

@@ -353,6 +353,10 @@ def _name_variants(variants: Mapping[str, Spec] | Sequence[Spec]) -> dict[str, S
     return out
 
 
+def _from_override(problem: Problem) -> bool:
+    return problem.source == "--set" or problem.message.startswith("--set ")
+
+
 def compare(
     variants: Mapping[str, Spec] | Sequence[Spec],
     replications: int = 10,
@@ -412,7 +416,7 @@ def compare(
         try:
             scenarios[name] = load(spec, overrides)
         except ScenarioError as exc:  # an override's problem is the same for every variant
-            problems += [p for p in exc.problems if p not in problems]
+            problems += [p for p in exc.problems if not (_from_override(p) and p in problems)]
     if problems:
         raise ScenarioError(problems)
     first = next(iter(scenarios.values()))

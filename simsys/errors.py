@@ -70,6 +70,6 @@ def did_you_mean(word: object, choices: object) -> str:
 
     if not isinstance(word, str):
         return ""
-    names = [c for c in choices if isinstance(c, str)]  # type: ignore[attr-defined]
+    names = [c for c in choices if isinstance(c, str) and c != word]  # type: ignore[attr-defined]
     close = difflib.get_close_matches(word, names, n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""

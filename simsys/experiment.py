@@ -1,34 +1,34 @@
 """Steady-state experiments, judged after the run, written as a Chaos Toolkit journal.
 
-The hypothesis is checked over a window before the first method action, at checkpoints every
-window during the method, and over the last window of the run (after the rollbacks). The journal
-has Chaos Toolkit's top-level keys (``experiment, start, status, deviated, steady_states: {before,
-after, during}, run, rollbacks, end, duration``) so its tools can read it; simulated times are
-under the extra ``simsys`` key, with the time steady state was regained.
+The hypothesis is checked over a window before the first method action and over the last window
+of the run, with chaoslib 1.44's semantics (see :func:`journal`), so that ``chaos report`` reads
+the journal and ``chaos run`` of the exported experiment (:mod:`simsys.chaostoolkit`) reaches the
+same verdict. Timestamps are UTC from the scenario's start time; what Chaos Toolkit has no key
+for (simulated times, when the steady state was lost and regained during the method) is in the
+``simsys`` entry of the journal's ``extensions``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import math
-import platform
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .spec.chaos import MONDAY, Experiment, Probe
-from .spec.model import fault_name
 
 if TYPE_CHECKING:
     from .result import Result
 
 
-def _origin(result: Result) -> dt.datetime:
-    """The wall-clock time of simulated time 0: Chaos Monkey's ``start_at`` when the run has a
-    monkey (its workday calendar starts there), else a fixed Monday midnight."""
-    chaos = result.graph.graph.get("chaos")
-    monkey = getattr(chaos, "monkey", None)
-    return monkey.start_at if monkey is not None else MONDAY
+def _origin(result: Result, exp: Experiment | None = None) -> dt.datetime:
+    """The UTC time of simulated time 0: the experiment's ``start_at``, else Chaos Monkey's
+    (its workday calendar starts there), else Monday 2026-01-05 00:00 UTC."""
+    at = getattr(exp, "start_at", None)
+    if at is None:
+        monkey = getattr(result.graph.graph.get("chaos"), "monkey", None)
+        at = monkey.start_at if monkey is not None else MONDAY
+    return at if at.tzinfo is not None else at.replace(tzinfo=dt.UTC)
 
 
 def _iso(t: float, origin: dt.datetime) -> str:
@@ -59,131 +59,159 @@ def probe_value(result: Result, metric: str, t0: float, t1: float) -> float | No
     return float(np.percentile(lat, q))
 
 
-def _probe(result: Result, probe: Probe, t_end: float) -> dict[str, Any]:
+def _probe(result: Result, probe: Probe, t_end: float, origin: dt.datetime) -> dict[str, Any]:
+    """One probe's record as chaoslib writes it; a window with no requests is a failed probe
+    (chaoslib: the provider raised), not a pass."""
+    from .chaostoolkit import probe_activity
+
     t0 = max(0.0, t_end - probe.window)
-    value = probe_value(result, probe.metric, t0, t_end)
     low, high = probe.tolerance
-    met = value is not None and low <= value <= high
-    return {
-        "activity": {
-            "type": "probe",
-            "name": probe.name,
-            "tolerance": [low, high],
-            "provider": {"type": "python", "module": "simsys", "func": "probe_value",
-                         "arguments": {"metric": probe.metric, "window": probe.window}},
-        },
+    value = probe_value(result, probe.metric, t0, t_end)
+    record: dict[str, Any] = {
+        "activity": probe_activity(probe.name, probe.metric, probe.window, low, high),
         "output": value,
+        "start": _iso(t0, origin),
         "status": "succeeded",
-        "tolerance_met": met,
-        "start": _iso(t0, _origin(result)),
-        "end": _iso(t_end, _origin(result)),
-        "duration": t_end - t0,
-        "simsys": {"window": [t0, t_end]},
     }
+    if value is None:
+        record["status"] = "failed"
+        record["exception"] = [f"ActivityFailed: no request finished in the {probe.window:g} s "
+                               f"before {t_end:g} simulated s: nothing to measure "
+                               f"{probe.metric} on\n"]
+    record["end"] = _iso(t_end, origin)
+    record["duration"] = t_end - t0
+    record["tolerance_met"] = value is not None and low <= value <= high
+    return record
 
 
-def _hypothesis(result: Result, exp: Experiment, t_end: float) -> dict[str, Any]:
-    probes = [_probe(result, p, t_end) for p in exp.steady_state_hypothesis.probes]
-    return {"steady_state_met": all(p["tolerance_met"] for p in probes), "probes": probes,
-            "simsys": {"at": t_end}}
+def _hypothesis(result: Result, exp: Experiment, t_end: float,
+                origin: dt.datetime) -> dict[str, Any]:
+    """chaoslib's run_steady_state_hypothesis: probes in order, stopping at the first one that
+    fails or misses its tolerance."""
+    probes = []
+    for probe in exp.steady_state_hypothesis.probes:
+        probes.append(_probe(result, probe, t_end, origin))
+        if not probes[-1]["tolerance_met"]:
+            return {"steady_state_met": False, "probes": probes}
+    return {"steady_state_met": True, "probes": probes}
 
 
-def _action(fault: Any, name: str, log: list[dict[str, Any]], duration: float,
-            origin: dt.datetime) -> dict[str, Any]:
-    row = next((r for r in log if r["name"] == name), {})
-    start = row.get("started_at", fault.at)
-    end = row.get("ended_at", math.nan)
-    args = fault.model_dump(mode="json", by_alias=True, exclude={"name", "kind", "at"})
-    return {
-        "activity": {"type": "action", "name": name,
-                     "provider": {"type": "python", "module": "simsys.faults", "func": fault.kind,
-                                  "arguments": args}},
-        "output": None,
-        "status": "succeeded",
-        "start": _iso(start, origin),
-        "end": _iso(end if not math.isnan(end) else duration, origin),
-        "duration": (end if not math.isnan(end) else duration) - start,
-        "simsys": {"started_at": start, "ended_at": None if math.isnan(end) else end},
-    }
+def _activity(activity: dict[str, Any], start: float, end: float,
+              origin: dt.datetime) -> dict[str, Any]:
+    return {"activity": activity, "output": None, "start": _iso(start, origin),
+            "status": "succeeded", "end": _iso(end, origin), "duration": end - start}
+
+
+def _status(state: dict[str, Any]) -> str:
+    """chaoslib: a steady state that was not met is "failed" if one of its probes could not
+    run, else the experiment "completed" (and, after the method, deviated)."""
+    return "failed" if any(p["status"] != "succeeded" for p in state["probes"]) else "completed"
 
 
 def journal(result: Result, exp: Experiment) -> dict[str, Any]:
-    """Judge the experiment on a finished run and return its Chaos Toolkit journal (a dict)."""
+    """Judge the experiment on a finished run and return its Chaos Toolkit journal (a dict).
+
+    The semantics are chaoslib 1.44's, the values simulated: the hypothesis over the window
+    before the first method action; if it is not met the method does not run (``run: []``,
+    ``after: null``); else the method's activities, then the hypothesis over the last window
+    of the run: not met means ``deviated`` (``status`` stays ``completed``; ``failed`` is for
+    a probe that could not measure). chaoslib never checks during the method; simsys does, every
+    window, and reports it in the ``simsys`` extension (when the steady state was lost and
+    regained), not in ``steady_states.during``.
+    """
+    import platform
+
     from . import __version__
+    from .chaostoolkit import CHAOSLIB_FORMAT, export, timeline
 
     duration = result.duration
+    origin = _origin(result, exp)
     window = max(p.window for p in exp.steady_state_hypothesis.probes)
     method_at = min(a.at for a in exp.method)
-    before = _hypothesis(result, exp, method_at)
-    after = _hypothesis(result, exp, duration)
+    method, rollback_activities = timeline(exp, duration)
+    before = _hypothesis(result, exp, method_at, origin)
+    after = None
+    run: list[dict[str, Any]] = []
+    status, deviated = "completed", False
+    if before["steady_state_met"]:
+        for i, (at, activity) in enumerate(method):
+            ends = method[i + 1][0] if i + 1 < len(method) else duration
+            if activity["provider"]["func"] != "wait":
+                ends = at  # an action takes no simulated time; its fault runs on
+            run.append(_activity(activity, at, ends, origin))
+        after = _hypothesis(result, exp, duration, origin)
+        if not after["steady_state_met"]:
+            deviated, status = True, _status(after)
+    else:
+        status = _status(before)
+    rollbacks = [_activity(a, duration, duration, origin) for a in rollback_activities]
+    # simsys's own look during the method: every window, for when the state was lost/regained
     during = []
     t = method_at + window
     while t <= duration - window + 1e-9:
-        during.append(_hypothesis(result, exp, t))
+        during.append((t, _hypothesis(result, exp, t, origin)["steady_state_met"]))
         t += window
-    checks = [*during, after]
+    checks = [*during, (duration, bool(after and after["steady_state_met"]))]
+    lost = [t for t, met in checks if not met]
     regained_at = None
-    failed = [i for i, h in enumerate(checks) if not h["steady_state_met"]]
-    if failed and failed[-1] + 1 < len(checks):
-        regained_at = checks[failed[-1] + 1]["simsys"]["at"]
-    deviated = bool(before["steady_state_met"] and failed)
-    if not before["steady_state_met"]:
-        status = "failed"
-    else:
-        status = "failed" if deviated else "completed"
-    log = result.records.stats.get("faults", [])
-    names = [fault_name(a, "method", i) for i, a in enumerate(exp.method)]
-    origin = _origin(result)
-    run = [_action(a, n, log, duration, origin) for a, n in zip(exp.method, names, strict=True)]
-    rollbacks = [
-        {
-            "activity": {"type": "action", "name": rb.name or f"rollback{i}",
-                         "provider": {"type": "python", "module": "simsys.faults", "func": "end",
-                                      "arguments": {"ends": rb.ends}}},
-            "output": None,
-            "status": "succeeded",
-            "start": _iso(rb.at, origin),
-            "end": _iso(rb.at, origin),
-            "duration": 0.0,
-            "simsys": {"at": rb.at},
-        }
-        for i, rb in enumerate(exp.rollbacks)
-    ]
+    if lost and lost[-1] < checks[-1][0]:
+        regained_at = next(t for t, _ in checks if t > lost[-1])
+    seed = result.seed
     return {
-        "chaoslib-version": None,
+        "chaoslib-version": CHAOSLIB_FORMAT,
         "platform": platform.platform(),
-        "node": "simsys",
-        "experiment": exp.model_dump(mode="json", by_alias=True),
+        "node": "simsys (simulated)",
+        "experiment": export(exp, duration, seed),
         "start": _iso(0.0, origin),
         "status": status,
         "deviated": deviated,
-        "steady_states": {"before": before, "after": after, "during": during},
+        "steady_states": {"before": before, "after": after, "during": []},
         "run": run,
         "rollbacks": rollbacks,
         "end": _iso(duration, origin),
         "duration": duration,
-        "simsys": {
+        "extensions": [{
+            "name": "simsys",
             "version": __version__,
-            "seed": result.seed,
+            "simulated": True,
+            "note": "start, end and durations are simulated time from the scenario's start_at",
+            "seed": seed,
             "method_started_at": method_at,
             "window": window,
-            "regained_at": regained_at,
             "steady_state_met_before": before["steady_state_met"],
-            "steady_state_met_after": after["steady_state_met"],
-            "failed_checks": [checks[i]["simsys"]["at"] for i in failed],
-        },
+            "steady_state_met_after": None if after is None else after["steady_state_met"],
+            "lost_at": lost,
+            "regained_at": regained_at,
+        }],
     }
+
+
+def extension(j: dict[str, Any]) -> dict[str, Any]:
+    """The ``simsys`` extension of a journal (or experiment)."""
+    return next((e for e in j.get("extensions", []) if e.get("name") == "simsys"), {})
+
+
+def negative(j: dict[str, Any]) -> bool:
+    """Whether a journal's verdict is negative: deviated, failed, or never in steady state."""
+    before = (j.get("steady_states") or {}).get("before") or {}
+    return bool(j.get("deviated")) or j.get("status") != "completed" or \
+        before.get("steady_state_met") is False
 
 
 def verdict(j: dict[str, Any]) -> str:
     """One line for people: did the system hold its steady state?"""
-    s = j["simsys"]
+    s = extension(j)
     title = j["experiment"].get("title", "experiment")
-    if not s["steady_state_met_before"]:
-        return f"{title}: steady state NOT met before the method; experiment aborted (status failed)"
+    if not s.get("steady_state_met_before", True):
+        return (f"{title}: steady state NOT met before the method; the method did not run "
+                f"(status {j['status']})")
     if j["deviated"]:
-        when = ", ".join(f"{t:g}s" for t in s["failed_checks"][:5])
-        regained = s["regained_at"]
+        when = ", ".join(f"{t:g}s" for t in s.get("lost_at", [])[:5])
+        regained = s.get("regained_at")
         tail = f"; regained at {regained:g}s" if regained is not None else "; not regained by the end"
         return f"{title}: DEVIATED — steady state lost at {when}{tail}"
+    lost = s.get("lost_at") or []
+    if lost:
+        return (f"{title}: steady state held after the method (lost during it at "
+                f"{', '.join(f'{t:g}s' for t in lost[:5])})")
     return f"{title}: steady state held (before, during and after the method)"

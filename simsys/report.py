@@ -281,8 +281,13 @@ def incidents_html(incidents: Any, limit: int = 200) -> str:
 
 
 def _probe_metric(probe: Mapping[str, Any]) -> str:
-    args = probe.get("activity", {}).get("provider", {}).get("arguments", {})
-    return str(args.get("metric", ""))
+    from .chaostoolkit import metric_of
+
+    provider = probe.get("activity", {}).get("provider", {})
+    try:
+        return metric_of(str(provider.get("func")), dict(provider.get("arguments") or {}))
+    except (ValueError, KeyError, TypeError):
+        return ""
 
 
 def _fmt_probe(metric: str, value: Any) -> str:
@@ -300,23 +305,25 @@ def journal_html(journal: Mapping[str, Any]) -> str:
     status = str(journal.get("status", "unknown"))
     deviated = bool(journal.get("deviated", False))
     states = journal.get("steady_states", {}) or {}
-    extra = journal.get("simsys", {}) or {}
+    from .experiment import extension
+
+    extra = extension(journal)
     before = states.get("before") or {}
-    if status == "completed" and not deviated:
-        cls, verdict = "ok", "Steady state held: the hypothesis was met before, during and after " \
-                             "the method."
+    if before and not before.get("steady_state_met", True):
+        cls, verdict = "warn", "The steady state was not met before the method, so the method " \
+                               "did not run: the experiment says nothing about the fault."
+    elif status == "completed" and not deviated:
+        cls, verdict = "ok", "Steady state held: the hypothesis was met before and after the " \
+                             "method."
     elif deviated:
         cls, verdict = "bad", "Deviated: the system left its steady state during the experiment."
-        failed = extra.get("failed_checks") or []
+        failed = extra.get("lost_at") or []
         if failed:
             when = ", ".join(fmt_duration(t) for t in failed[:6])
             verdict += f" Checks failed at {when}{' …' if len(failed) > 6 else ''}."
         regained = extra.get("regained_at")
         verdict += (f" Steady state regained at {fmt_duration(regained)}." if regained is not None
                     else " It was not regained by the end of the run.")
-    elif before and not before.get("steady_state_met", True):
-        cls, verdict = "warn", "Aborted: the steady state was not met before the method started, " \
-                               "so the experiment says nothing about the fault."
     else:
         cls, verdict = "warn", f"Status {status}."
     hyp = exp.get("steady-state-hypothesis", exp.get("steady_state_hypothesis", {})) or {}
@@ -330,8 +337,7 @@ def journal_html(journal: Mapping[str, Any]) -> str:
     if before:
         checks.append(("before", before))
     for h in states.get("during") or []:
-        at = (h.get("simsys") or {}).get("at")
-        checks.append((f"during, at {fmt_duration(at)}" if at is not None else "during", h))
+        checks.append(("during", h))
     if states.get("after"):
         checks.append(("after", states["after"]))
     rows = []
@@ -339,6 +345,8 @@ def journal_html(journal: Mapping[str, Any]) -> str:
         for p in h.get("probes", []) or []:
             metric = _probe_metric(p)
             tol = p.get("activity", {}).get("tolerance")
+            if isinstance(tol, Mapping) and tol.get("type") == "range":
+                tol = tol.get("range")
             if isinstance(tol, list | tuple) and len(tol) == 2:
                 tol_s = f"{_fmt_probe(metric, tol[0])} … {_fmt_probe(metric, tol[1])}"
             else:
@@ -358,10 +366,9 @@ def journal_html(journal: Mapping[str, Any]) -> str:
     if method:
         rows = [[_e(a.get("activity", {}).get("name", "")),
                  _e(a.get("activity", {}).get("provider", {}).get("func", "")),
-                 fmt_duration((a.get("simsys") or {}).get("started_at")),
-                 fmt_duration(a.get("duration")), _e(a.get("status", ""))] for a in method]
+                 _e(a.get("start", "")), _e(a.get("status", ""))] for a in method]
         parts.append("<h3>Method</h3>")
-        parts.append(_table(["action", "fault", "at", "lasted", "status"], rows, 2))
+        parts.append(_table(["activity", "function", "at (simulated)", "status"], rows, 2))
     parts.append("<details><summary>journal.json</summary>"
                  f"<pre>{_e(json.dumps(journal, indent=2, default=str))}</pre></details>")
     return "".join(parts)

@@ -250,7 +250,9 @@ class Result:
             changes.append((f, -1))
             if not math.isnan(r):
                 changes.append((r, +1))
-        changes.sort()
+        # at one instant a recovery counts before a failure: a replica in a crash loop comes
+        # back and fails again at once (sorted the other way, the clamp at 0 lost the failure)
+        changes.sort(key=lambda change: (change[0], -change[1]))
         time_at = [0.0] * (n + 1)
         up, last = n, t0
         for t, delta in changes:

@@ -7,7 +7,9 @@ networkx simulates what it now says.
 
 Node attributes of a service: ``replicas, workers, queue, balancer, service_time, memory``.
 Edge attributes of a call: ``order`` (calls are made in increasing order), ``probability``,
-``latency`` (a distribution, one way, seconds) and ``loss`` (probability per message).
+``latency`` (a distribution, one way, seconds) and ``loss`` (probability per message). An edge
+with ``route=True`` is a route instead: after its visit the request moves on to the target with
+``probability`` (the worker freed), over a link with that ``latency`` and ``loss``.
 
 Services deployed from an ``app:`` say which component a visit enters at: ``entry`` on the
 edges and client nodes that lead to them; their edges' ``key`` names the component call
@@ -41,6 +43,7 @@ SERVICE_DEFAULTS: dict[str, Any] = {
     "discovery": None,
     "price": 0.0,
     "websocket": None,     # WebSocketConfig: the service accepts WebSocket upgrades
+    "blocking": "reject",  # a route to a full queue: fail the request, or "wait" (Type I)
 }
 EDGE_DEFAULTS: dict[str, Any] = {
     "probability": 1.0,
@@ -112,6 +115,11 @@ def build_graph(spec: Scenario | Any) -> nx.DiGraph:
             if call.service in remote:  # streams named by the component call (see Program)
                 G.edges[name, call.service]["key"] = remote[call.service]
                 G.edges[name, call.service]["entry"] = remote[call.service].split("->")[1]
+    for name, svc in s.services.items():
+        for order, route in enumerate(svc.routes):  # asynchronous: the request moves on
+            link = s.link(name, route.service)
+            G.add_edge(name, route.service, route=True, order=order,
+                       probability=route.probability, latency=link.latency, loss=link.loss)
     for i, w in enumerate(s.workload):
         client = f"{CLIENT}:{s.workload_name(i)}"
         G.add_node(client, kind="client", workload=w, index=i)
@@ -152,9 +160,11 @@ def service_attrs(G: nx.DiGraph, node: str) -> dict[str, Any]:
 
 
 def calls(G: nx.DiGraph, node: str) -> list[tuple[str, dict[str, Any]]]:
-    """Out-edges of ``node`` as (target, attributes) in call order, defaults filled in."""
+    """Out-edges of ``node`` that are calls, as (target, attributes) in call order, defaults
+    filled in."""
     out = []
-    for pos, (_, v, data) in enumerate(G.out_edges(node, data=True)):
+    edges = [(v, data) for _, v, data in G.out_edges(node, data=True) if not data.get("route")]
+    for pos, (v, data) in enumerate(edges):
         attrs = {**EDGE_DEFAULTS, "order": pos, **data}
         if G.nodes[v].get("kind", "service") != "service":
             raise BuildError(f"edge {node!r}->{v!r}: calls must end at a service node")
@@ -163,12 +173,31 @@ def calls(G: nx.DiGraph, node: str) -> list[tuple[str, dict[str, Any]]]:
     return out
 
 
+def routes(G: nx.DiGraph, node: str) -> list[tuple[str, dict[str, Any]]]:
+    """Out-edges of ``node`` that are routes (``route=True``: the request moves on when its
+    visit ends), as (target, attributes) in order."""
+    out = [(v, {**EDGE_DEFAULTS, **data}) for _, v, data in G.out_edges(node, data=True)
+           if data.get("route")]
+    out.sort(key=lambda item: item[1].get("order", 0))
+    return out
+
+
+def call_graph(G: nx.DiGraph) -> nx.DiGraph:
+    """The services and the calls between them (routes left out: they may loop)."""
+    names = services(G)
+    H = nx.DiGraph()
+    H.add_nodes_from(names)
+    H.add_edges_from((u, v) for u, v, data in G.subgraph(names).edges(data=True)
+                     if not data.get("route"))
+    return H
+
+
 def check(G: nx.DiGraph) -> None:
     """Refuse graphs the simulation cannot run: cycles of synchronous calls, no services."""
     names = services(G)
     if not names:
         raise BuildError("the graph has no service nodes")
-    for cycle in nx.simple_cycles(G.subgraph(names)):
+    for cycle in nx.simple_cycles(call_graph(G)):
         raise BuildError("synchronous calls form a cycle: " + " -> ".join([*cycle, cycle[0]]))
     for key in ("duration", "seed"):
         if key not in G.graph:

@@ -586,3 +586,22 @@ def test_chaos_does_not_move_the_arrivals():
     assert len(same) > 0
     for replica, row in same.iterrows():
         assert row["failed_at"] == calm_first.loc[replica, "failed_at"]
+
+
+def test_availability_counts_a_crash_loop_as_down():
+    """A replica restarted at the very instant its crash-loop fault kills it again is down all
+    along: its recovery and its next failure share a time, and the recovery must count first
+    (counted the other way, availability read 1.0 during the loop)."""
+    spec = {"duration": "90s",
+            "services": {"api": {"replicas": 1, "workers": 4, "service_time": "5ms"}},
+            "workload": [{"type": "poisson", "rate": "50/s", "target": "api"}],
+            "recovery": {"detection": "2s", "restart": "10s"},
+            "faults": [{"name": "loop", "kind": "crash", "target": "api", "at": "30s",
+                        "duration": "60s"}]}
+    r = simsys.run(spec, seed=1)
+    inc = r.incidents
+    assert (inc["failed_at"].iloc[1:].to_numpy() == inc["recovered_at"].iloc[:-1].to_numpy()).all()
+    assert r.availability_between("api", 0, 30) == 1.0
+    assert r.availability_between("api", 30, 90) == 0.0
+    assert r.summary()["services"]["api"]["availability"] == pytest.approx(30 / 90)
+    assert (r.requests.loc[r.requests["end"] > 31, "status"] == "error").all()

@@ -270,7 +270,8 @@ def test_report_and_sweep_are_loaded_on_demand():
 
 
 def _experiment(tmp_path: Path, replicas: int) -> Path:
-    """A one-service experiment: killing the only replica must break 'api is up'."""
+    """A one-service experiment: a crash loop of the only replica must break 'api is up' (the
+    check at the end, as chaoslib makes it, falls inside the fault)."""
     path = tmp_path / f"exp{replicas}.yaml"
     path.write_text(json.dumps({
         "duration": "90s",
@@ -282,7 +283,8 @@ def _experiment(tmp_path: Path, replicas: int) -> Path:
             "steady-state-hypothesis": {"probes": [
                 {"name": "api is up", "metric": "services.api.availability", "window": "20s",
                  "tolerance": [0.999, 1]}]},
-            "method": [{"name": "kill one", "kind": "crash", "target": "api", "at": "30s"}],
+            "method": [{"name": "kill one", "kind": "crash", "target": "api", "at": "30s",
+                        "duration": "60s"}],
         },
     }))
     return path

@@ -89,7 +89,7 @@ class Instance:
     __slots__ = ("code", "service", "replica", "workers", "queue_limit", "busy", "queue", "active",
                  "up", "busy_area", "last_change", "area_at_warmup", "connections", "down_cause",
                  "failed_requests", "leak_rate", "leak_since", "enabled", "ps_heap", "ps_virtual",
-                 "ps_last", "ps_gen", "ps_seq", "ps")
+                 "ps_last", "ps_gen", "ps_seq", "ps", "blocked")
 
     def __init__(self, code: int, service: Service, replica: int, workers: int,
                  queue_limit: int | None):
@@ -120,6 +120,8 @@ class Instance:
         self.ps_gen = 0
         self.ps_seq = 0
         self.ps = False           # processor sharing: the service keeps the busy integral
+        # requests routed here with blocking: wait while it had no room: (service, job, onward)
+        self.blocked: deque[tuple[Any, Job, Job]] = deque()
 
     @property
     def name(self) -> str:
@@ -268,9 +270,22 @@ class Service:
         inst.busy -= 1
         if inst.queue:
             self._next(inst)
+        if inst.blocked:
+            self._unblock(inst)
         if self.trace is not None:
             self.trace.add(job, self.code, inst.replica, now)
         job.link.respond(job)
+
+    def _unblock(self, inst: Instance) -> None:
+        """Let requests blocked on this replica (routes with ``blocking: wait``) in, first
+        blocked first, while it has room."""
+        from .routing import has_room
+
+        blocked = inst.blocked
+        while blocked and has_room(inst):
+            source, job, onward = blocked.popleft()
+            if not job.dead:  # its own replica may have failed it meanwhile
+                source.move_blocked(job, onward)
 
     def _next(self, inst: Instance) -> None:
         """Give the free worker to the next waiting request (FIFO or LIFO), shedding stale ones."""

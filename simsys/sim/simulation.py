@@ -36,6 +36,7 @@ from .engine import Streams, Wake, run_until
 from .link import Link
 from .patterns import Guard, Parallel
 from .recovery import Lifecycle
+from .routing import RouteLink, RoutingService
 from .service import Instance, ProgramService, PSService, Service
 from .tracing import TracingLink
 from .workload import Client, ClosedClient, PoissonClient
@@ -91,6 +92,8 @@ class Simulation:
             if autoscale is not None:  # every replica it may start exists from the outset
                 replicas = max(replicas, autoscale.max)
             kind = PSService if attrs["discipline"] == "ps" else Service
+            if topology.routes(self.G, name):
+                kind = RoutingService
             work = attrs["service_time"]
             program = self.G.nodes[name].get("program")
             # Work compiled from app components draws from streams named by component, so two
@@ -128,16 +131,18 @@ class Simulation:
                 )
             self.prices[name] = float(attrs["price"])
 
-    def _link(self, source: str, target: str, data: dict, key: str | None = None) -> Link:
+    def _link(self, source: str, target: str, data: dict, key: str | None = None,
+              kind: type[Link] = Link) -> Link:
         """The link of one call step; ``key`` names its random streams (default: the edge)."""
         latency = data["latency"]
         zero = isinstance(latency, Constant) and latency.value == 0.0
         edge = f"{source}->{target}"
         key = key or data.get("key") or edge
         traced: dict[str, Any] = {}
-        if self.records.call_log is not None:
+        if self.records.call_log is not None and kind is Link:  # routes are not traced (yet)
             traced = {"log": self.records.call_log, "next_span": self._spans}
-        link = (TracingLink if traced else Link)(
+            kind = TracingLink
+        link = kind(
             self.env, source, self.services[target],
             probability=float(data["probability"]),
             coin=self.streams.uniform(f"call/{key}") if data["probability"] < 1.0 else None,
@@ -168,6 +173,12 @@ class Simulation:
 
     def _build_links(self) -> None:
         for name, svc in self.services.items():
+            if isinstance(svc, RoutingService):
+                routes = [(float(data["probability"]),
+                           self._link(name, target, {**data, "probability": 1.0}, kind=RouteLink))
+                          for target, data in topology.routes(self.G, name)]
+                svc.set_routes(routes, self.streams.uniform(f"route/{name}"),
+                               wait=self.G.nodes[name].get("blocking") == "wait")
             if isinstance(svc, ProgramService):
                 self._build_program(name, svc, self.G.nodes[name]["program"])
                 continue

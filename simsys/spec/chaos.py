@@ -276,14 +276,31 @@ class Rollback(Strict):
 
 
 class Experiment(Strict):
-    """A Chaos Toolkit style experiment: the hypothesis is checked before the method, in windows
-    during it and after the rollbacks."""
+    """A steady-state experiment, in simsys's short form or Chaos Toolkit's own
+    (:mod:`simsys.spec.chaostoolkit_form`): the hypothesis is checked over the window before
+    the method and over the last window of the run. ``start_at`` (UTC) is the wall-clock time
+    of simulated time 0 in its journal (default: Chaos Monkey's ``start_at``, else Monday
+    2026-01-05 00:00 UTC)."""
 
-    title: str
+    title: str = Field(min_length=1)
     description: str = ""
+    start_at: dt.datetime | None = None
     steady_state_hypothesis: Hypothesis = Field(alias="steady-state-hypothesis")
     method: list[Fault] = Field(min_length=1)
     rollbacks: list[Rollback] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _chaostoolkit_form(cls, data: Any) -> Any:
+        from .chaostoolkit_form import FormError, is_chaostoolkit, to_short_form
+
+        if not is_chaostoolkit(data):
+            return data
+        try:
+            return to_short_form(data)
+        except FormError as exc:
+            where = ".".join(str(p) for p in exc.loc)
+            raise ValueError(f"{where}: {exc}") from None
 
     @field_validator("method")
     @classmethod

@@ -48,6 +48,15 @@ def _call(value: Any) -> Any:
     return {"service": value} if isinstance(value, str) else value
 
 
+class Route(Strict):
+    """Where a request goes after its visit, asynchronously: with ``probability`` it moves on
+    to ``service``, the worker that served it is free at once, and the request's latency is
+    the sum of its visits (a Jackson or Ciw network). The rest of the probability leaves."""
+
+    service: str
+    probability: Fraction = 1.0
+
+
 class Parallel(Strict):
     """Calls made at once (fan-out); the worker waits for ``quorum`` of them (default: all)."""
 
@@ -119,6 +128,9 @@ class Service(CallPolicy):
     Each replica serves up to ``workers`` requests at once and holds up to ``queue`` more waiting
     (``None`` = unbounded; a full queue rejects). A worker holds its request during
     ``service_time`` and then while each of ``calls`` is answered, in order (thread per request).
+    Then the request leaves, or moves on along one of ``routes`` (asynchronously: the worker is
+    free). When the next service's queue is full, ``blocking: reject`` fails the request and
+    ``blocking: wait`` keeps it, and the worker, until there is room (Type I blocking).
     """
 
     replicas: int = Field(1, ge=1, le=MAX_REPLICAS)
@@ -130,6 +142,8 @@ class Service(CallPolicy):
     discipline: Literal["fifo", "lifo", "ps"] = "fifo"
     service_time: Distribution = Constant(value=0.0)
     calls: list[CallStep] = Field(default_factory=list)
+    routes: list[Annotated[Route, BeforeValidator(_call)]] = Field(default_factory=list)
+    blocking: Literal["reject", "wait"] = "reject"
     memory: Memory = Field(default_factory=Memory)
     websocket: WebSocketConfig | None = None
     failures: Failures | None = None
@@ -285,6 +299,7 @@ def semantic_problems(s: Scenario) -> list[tuple[tuple[str | int, ...], str]]:
                     )
                 )
             seen.add(call.service)
+    out += _route_problems(s, names, known)
     cycle = _find_cycle({n: [c.service for _, c, _ in s.services[n].flat_calls()] for n in s.services})
     if cycle:
         out.append(
@@ -430,3 +445,63 @@ def _find_cycle(edges: dict[str, list[str]]) -> list[str] | None:
                 path.append(v)
                 todo.append(iter(edges.get(v, [])))
     return None
+
+
+MAX_ROUTE_VISITS = 1_000.0  # expected visits of one request along routes (feedback loops)
+
+
+def _route_problems(s: Scenario, names: set[str],
+                    known: str) -> list[tuple[tuple[str | int, ...], str]]:
+    """Routes name services, add up to at most 1, do not duplicate a call, and let a request
+    leave: with feedback, the expected visits (I − P)⁻¹ must be finite and bounded."""
+    out: list[tuple[tuple[str | int, ...], str]] = []
+    routing = [name for name, svc in s.services.items() if svc.routes]
+    for name in routing:
+        svc = s.services[name]
+        called = {c.service for _, c, _ in svc.flat_calls()}
+        seen: set[str] = set()
+        for i, route in enumerate(svc.routes):
+            where: tuple[str | int, ...] = ("services", name, "routes", i)
+            if route.service not in names:
+                out.append((where, f"routes to unknown service {route.service!r}"
+                                   f"{did_you_mean(route.service, names)}; services are: {known}"))
+            elif route.service in called:
+                out.append((where, f"{name!r} both calls and routes to {route.service!r}; "
+                                   "a request either waits for it (calls) or moves on (routes)"))
+            elif route.service in seen:
+                out.append((where, f"routes to {route.service!r} twice; give one route with "
+                                   "the summed probability"))
+            seen.add(route.service)
+        total = sum(r.probability for r in svc.routes)
+        if total > 1 + 1e-9:
+            out.append((("services", name, "routes"),
+                        f"route probabilities add up to {total:g}, more than 1"))
+        if svc.discipline == "ps":
+            out.append((("services", name, "routes"),
+                        "routes need discipline fifo or lifo (processor sharing has no worker "
+                        "to hold or free)"))
+        if getattr(svc.service_time, "program", None) is not None:
+            out.append((("services", name, "routes"), "a service deployed from an app: cannot "
+                                                      "route; route between services"))
+    if out or not routing:
+        return out
+    import numpy as np
+
+    order = list(s.services)
+    index = {n: i for i, n in enumerate(order)}
+    P = np.zeros((len(order), len(order)))
+    for name in routing:
+        for route in s.services[name].routes:
+            P[index[name], index[route.service]] += route.probability
+    try:  # expected visits to every service of a request entering at each: (I - P)^-1
+        visits = np.linalg.inv(np.eye(len(order)) - P)
+        finite = bool(np.isfinite(visits).all() and (visits >= -1e-9).all())
+    except np.linalg.LinAlgError:
+        finite = False
+    worst = float(visits.sum(axis=1).max()) if finite else np.inf
+    if worst > MAX_ROUTE_VISITS:
+        start = order[int(np.argmax(visits.sum(axis=1)))] if finite else routing[0]
+        out.append((("services", start, "routes"),
+                    "routes loop so that a request would never leave (or would visit more than "
+                    f"{MAX_ROUTE_VISITS:g} services on average); lower a feedback probability"))
+    return out
