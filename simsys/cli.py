@@ -47,6 +47,11 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
         "Run scenarios side by side over the same seeds and compare them.",
     ),
     "calibrate": ("simsys.cli_calibrate", "calibrate", "Write a scenario inferred from traces."),
+    "experiment": (
+        "simsys.cli_experiment",
+        "experiment",
+        "Export a scenario's experiment for Chaos Toolkit (chaos validate / run / report).",
+    ),
 }
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
