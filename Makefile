@@ -4,11 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 
-.PHONY: demo test lint bench clean help notebooks
+.PHONY: demo test test-fast lint bench clean help notebooks
 
 help:
 	@echo "make demo   create .venv, install simsys, run scenarios/checkout.yaml, write out/checkout/ and its report"
 	@echo "make test   create .venv, install with test extras, run ruff and the whole test suite"
+	@echo "make test-fast  the same without the tests marked slow (theory replications, notebooks)"
 	@echo "make notebooks  install the notebooks extra (Jupyter, ipywidgets, scipy) and open notebooks/ in JupyterLab"
 	@echo "make bench  run the benchmarks in benchmarks/ (ratios against bare simpy, measured in one run)"
 
@@ -38,6 +39,10 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed-test
 	$(BIN)/ruff check simsys tests benchmarks
 	MPLBACKEND=Agg $(BIN)/python -m pytest -n 2 -q
+
+test-fast: $(VENV)/.installed-test
+	$(BIN)/ruff check simsys tests benchmarks
+	MPLBACKEND=Agg $(BIN)/python -m pytest -n 2 -q -m "not slow"
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check simsys tests benchmarks

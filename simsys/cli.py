@@ -47,6 +47,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
         "compare",
         "Run scenarios side by side over the same seeds and compare them.",
     ),
+    "calibrate": ("simsys.cli_calibrate", "calibrate", "Write a scenario inferred from traces."),
     "experiment": (
         "simsys.cli_experiment",
         "experiment",
@@ -210,8 +211,14 @@ def validate(scenario: str, overrides: tuple[str, ...]) -> None:
 @click.option("--max-events", type=click.FloatRange(min=1), default=None, metavar="N",
               help="Work budget: refuse a run estimated to take more simulated events "
                    "(default 2e9, about an hour on a 2-core laptop; 'inf' for no limit).")
+@click.option("--otlp", "otlp_path", type=click.Path(dir_okay=False, path_type=str),
+              default=None, help="Write the requests as OpenTelemetry spans (OTLP/JSON) here; "
+                                 "turns tracing on.")
+@click.option("--otlp-sample", default="100%", show_default=True, metavar="FRACTION",
+              help="Fraction of whole traces kept in --otlp, e.g. 1% (decided per request).")
 def run(scenario: str, seed: int | None, overrides: tuple[str, ...], out_dir: str | None,
-        as_json: bool, quiet: bool, fail_on_deviation: bool, max_events: float | None) -> None:
+        as_json: bool, quiet: bool, fail_on_deviation: bool, max_events: float | None,
+        otlp_path: str | None = None, otlp_sample: str = "100%") -> None:
     """Run one scenario and print its summary.
 
     The summary covers requests after the warmup: counts by status, latency percentiles
@@ -228,10 +235,16 @@ def run(scenario: str, seed: int | None, overrides: tuple[str, ...], out_dir: st
       simsys run scenarios/checkout.yaml --json | jq .latency.p99
       simsys run scenarios/checkout.yaml --out out/checkout
       simsys run scenarios/chaos-checkout.yaml --fail-on-deviation
+      simsys run scenarios/checkout.yaml --otlp out/traces.json --otlp-sample 1%
 
     With an `experiment:` block the steady-state verdict is printed (on stderr with --json)
     and the Chaos Toolkit journal is written as journal.json with --out.
     """
+    if otlp_path is not None:
+        from .otlp import parse_sample
+
+        parse_sample(otlp_sample)  # a bad fraction fails before the run, not after it
+        overrides = (*overrides, "trace=true")
     spec = _load(scenario, overrides)
     from dataclasses import replace
 
@@ -271,6 +284,16 @@ def run(scenario: str, seed: int | None, overrides: tuple[str, ...], out_dir: st
             raise SimsysError(f"cannot write {out_dir}: {exc.strerror or exc}") from None
         if not quiet:
             click.echo(f"wrote {written or out_dir}", err=True)
+    if otlp_path is not None:
+        try:
+            counts = result.to_otlp(otlp_path, sample=otlp_sample)
+        except OSError as exc:
+            from .errors import SimsysError
+
+            raise SimsysError(f"cannot write {otlp_path}: {exc.strerror or exc}") from None
+        if not quiet:
+            click.echo(f"wrote {otlp_path}: {counts['traces']} traces, {counts['spans']} spans",
+                       err=True)
     journal = result.journal
     if journal is not None:
         from .experiment import negative, verdict

@@ -104,6 +104,46 @@ class SpanLog:
         self.status.append(job.status)  # type: ignore[attr-defined]
 
 
+class CallLog:
+    """With ``trace: true``: one row per call attempt over a link, written when its answer
+    reaches the caller (:class:`simsys.sim.tracing.TracingLink`), for OTLP export.
+
+    ``span`` numbers the attempt (1, 2, … per run); ``parent`` is the span of the caller's
+    visit (0: the client's side of the request). Times are simulated seconds; ``arrived``,
+    ``started`` and ``ended`` (the callee's side) are NaN where the visit never got that far.
+    ``attempt`` is the guard's attempt number (1 on unguarded calls); ``flags`` holds the
+    CALL_* bits below. Calls refused before sending (circuit open, bulkhead full) and fallbacks
+    get a row too, with no callee side.
+    """
+
+    __slots__ = ("rid", "span", "parent", "service", "replica", "sent", "arrived", "started",
+                 "ended", "returned", "status", "cause", "attempt", "flags")
+
+    def __init__(self) -> None:
+        self.rid = array("q")
+        self.span = array("q")
+        self.parent = array("q")
+        self.service = array("h")
+        self.replica = array("h")
+        self.sent = array("d")
+        self.arrived = array("d")
+        self.started = array("d")
+        self.ended = array("d")
+        self.returned = array("d")
+        self.status = array("b")
+        self.cause = array("b")
+        self.attempt = array("h")
+        self.flags = array("b")
+
+    def __len__(self) -> int:
+        return len(self.rid)
+
+
+# CallLog.flags: a hedged copy; an attempt its caller stopped waiting for (timeout); a call
+# refused before it was sent; a fallback answering instead of the callee.
+CALL_HEDGE, CALL_TIMED_OUT, CALL_REFUSED, CALL_FALLBACK = 1, 2, 4, 8
+
+
 class IncidentLog:
     """One row per instance failure; times are NaN until they happen."""
 
@@ -185,6 +225,7 @@ class Records:
         self.attempt_at = array("d")          # when each guarded attempt was sent
         self.retry_at = array("d")            # when each retry was scheduled
         self.spans: SpanLog | None = None     # per-visit spans when tracing is on
+        self.call_log: CallLog | None = None  # per-attempt calls when tracing is on (OTLP)
         self.deliveries = DeliveryLog()       # WebSocket/polling messages delivered
         # At each sample time, per service (by code): busy worker-seconds since the start, so
         # utilisation can be split at any sample time (warmup: auto, batch-means intervals).

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import math
+import os
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -439,6 +440,15 @@ class Result:
         ``service``, the service the link's calls go to. The same, counted per service, is in
         :attr:`timeseries` (``breakers_open``, ``breakers_half_open``)."""
         return pd.DataFrame(self.records.breakers, columns=["time", "link", "state", "service"])
+
+    def to_otlp(self, path: str | os.PathLike[str], *, start: Any = None,
+                sample: float | str = 1.0) -> dict[str, int]:
+        """Write the requests as OpenTelemetry spans (OTLP/JSON) to ``path``; needs
+        ``trace: true``. ``start``: unix seconds or ISO time of simulated time 0; ``sample``:
+        fraction of whole traces kept (``"1%"``). See :mod:`simsys.otlp`."""
+        from .otlp import write_otlp
+
+        return write_otlp(self, path, start=start, sample=sample)
 
     @cached_property
     def spans(self) -> pd.DataFrame | None:

@@ -157,6 +157,29 @@ def assert_theory_in_ci(
     return t_interval(samples, conf)
 
 
+def assert_rejected(
+    samples: Samples,
+    wrong: float,
+    conf: float = 0.99,
+    max_rel_halfwidth: float | None = 0.05,
+    name: str = "wrong formula",
+) -> Interval:
+    """A negative control: fail unless ``wrong`` lies outside the ``conf`` t interval *and*
+    that interval is narrow (half-width at most ``max_rel_halfwidth`` of the measured mean).
+
+    ``check_theory(...) is not None`` is not enough: it is also true when the interval is just
+    too wide to tell, so a control written that way passes on a vague estimate."""
+    ci = t_interval(samples, conf)
+    if wrong in ci:
+        raise AssertionError(f"{name}: {ci.describe(wrong)}; the wrong value {wrong:.6g} is "
+                             "inside the CI: the data does not reject it")
+    if max_rel_halfwidth is not None and ci.rel_halfwidth(ci.mean) > max_rel_halfwidth:
+        raise AssertionError(f"{name}: CI half-width is {ci.rel_halfwidth(ci.mean):.1%} of the "
+                             f"mean, over the {max_rel_halfwidth:.0%} allowed: too vague to "
+                             "reject anything")
+    return ci
+
+
 def assert_all_in_ci(
     checks: Mapping[str, tuple[Samples, float]],
     conf: float = 0.99,

@@ -229,4 +229,16 @@ def test_load_returns_a_validated_scenario():
 
 
 def test_distribution_type_is_public():
-    assert Distribution is not None
+    """``simsys.spec.Distribution`` is the public annotation for a duration distribution: a
+    pydantic field typed with it reads a bare duration as a constant and refuses an unknown
+    distribution, as scenario files do."""
+    import pydantic
+
+    import simsys.spec
+
+    assert simsys.spec.Distribution is Distribution and "Distribution" in simsys.spec.__all__
+    field = pydantic.TypeAdapter(Distribution)
+    assert field.validate_python("5ms") == constant(0.005)
+    assert field.validate_python({"dist": "exponential", "mean": "2ms"}).mean == 0.002
+    with pytest.raises(pydantic.ValidationError, match="unknown distribution 'gamma'"):
+        field.validate_python({"dist": "gamma", "mean": "2ms"})

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from stats import assert_all_in_ci, assert_theory_in_ci, replicate
+from stats import assert_all_in_ci, assert_rejected, assert_theory_in_ci, replicate
 
 import simsys
 from simsys.cli import cli
@@ -398,6 +398,10 @@ def test_a_monolith_with_one_worker_is_mg1_of_the_summed_work():
     theory = es + lam * es2 / (2 * (1 - rho))
     sojourn = replicate(spec, 10, lambda r: r.summary()["latency"]["mean"])
     assert_theory_in_ci(sojourn, theory, name="monolith M/G/1 mean sojourn")
+    # negative control: the same work treated as exponential (M/M/1, E[S²] = 2E[S]²), which
+    # the summed tree is not
+    assert_rejected(sojourn, es + lam * 2 * es**2 / (2 * (1 - rho)),
+                    name="monolith as M/M/1 of the summed work")
 
 
 def test_a_group_entered_at_two_components_queues_as_mg1_of_its_visits():

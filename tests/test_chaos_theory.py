@@ -20,8 +20,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 from scipy import stats as st
-from stats import assert_all_in_ci, check_theory, replicate
+from stats import assert_all_in_ci, assert_rejected, replicate
 
 REPLICATIONS = 10
 MTTF = 600.0          # mean up-time of a replica, s
@@ -87,8 +88,8 @@ def test_one_replica_availability_and_mttr():
         }
     )
     # Power: forgetting the detection delay (MTTR = mean restart only) is rejected.
-    assert check_theory(runs["unavailability"], RESTART / (MTTF + RESTART)) is not None
-    assert check_theory(runs["mttr"], RESTART) is not None
+    assert_rejected(runs["unavailability"], RESTART / (MTTF + RESTART))
+    assert_rejected(runs["mttr"], RESTART)
 
 
 def test_three_replicas_k_of_n_availability():
@@ -120,10 +121,9 @@ def test_three_replicas_k_of_n_availability():
     assert_all_in_ci({"P(0 up)": (runs["up0"], theory[0])}, max_rel_halfwidth=0.2)
     # Power: replicas that failed together (availability of one replica for the group) or a
     # per-replica availability that forgot detection are both rejected.
-    assert check_theory(runs["up0"], 1 - A, max_rel_halfwidth=0.2) is not None
+    assert_rejected(runs["up0"], 1 - A, max_rel_halfwidth=0.2)
     a_wrong = MTTF / (MTTF + RESTART)
-    assert check_theory(runs["up0"] + runs["up1"], 1 - a_wrong**3 - 3 * a_wrong**2 * (1 - a_wrong)) \
-        is not None
+    assert_rejected(runs["up0"] + runs["up1"], 1 - a_wrong**3 - 3 * a_wrong**2 * (1 - a_wrong))
 
 
 def test_health_check_detection_time():
@@ -151,7 +151,7 @@ def test_health_check_detection_time():
         }
     )
     # Power: a detector that waited a whole interval for the first probe is rejected.
-    assert check_theory(runs["mttd"], interval + (n - 1) * interval + timeout) is not None
+    assert_rejected(runs["mttd"], interval + (n - 1) * interval + timeout)
 
     # The detection delay itself: (n − 1) interval + timeout plus a wait for the next probe that
     # is uniform over one interval; the probes of a replica keep one phase for the whole run.
@@ -164,3 +164,7 @@ def test_health_check_detection_time():
     for _, g in inc.groupby("instance"):
         phase = np.mod(g["detected_at"].to_numpy() - timeout, interval)
         assert np.ptp(phase) < 1e-6
+
+
+# replications against theory (or whole notebooks): `make test-fast` leaves these out
+pytestmark = pytest.mark.slow

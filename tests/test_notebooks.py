@@ -104,3 +104,7 @@ def test_notebook_runs(path: Path, kernel_path: Path, monkeypatch: pytest.Monkey
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
               if o.get("output_type") == "error"]
     assert not errors, f"{path.name}: {errors[0].get('ename')}: {errors[0].get('evalue')}"
+
+
+# replications against theory (or whole notebooks): `make test-fast` leaves these out
+pytestmark = pytest.mark.slow

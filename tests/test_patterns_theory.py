@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from scipy import optimize
 from scipy import stats as st
-from stats import assert_all_in_ci, assert_theory_in_ci, replicate, t_interval
+from stats import assert_all_in_ci, assert_rejected, assert_theory_in_ci, replicate, t_interval
 
 import simsys
 
@@ -38,6 +38,10 @@ def test_processor_sharing_mean_sojourn_is_insensitive(service_time, name):
     sojourn = replicate(spec, 10, lambda r: r.summary()["latency"]["mean"])
     ci = assert_theory_in_ci(sojourn, 1 / (100 - 50), name=f"{name} mean sojourn")
     print(f"{name}: {ci.describe(0.02)}; theory 0.02 s")
+    # negative controls: FIFO's Pollaczek–Khinchine for the constant case (15 ms), and the
+    # service time alone, as if sharing cost nothing, for the exponential one (10 ms)
+    wrong = {"M/D/1-PS": 0.010 + 50 * 0.010**2 / (2 * (1 - 0.5)), "M/M/1-PS": 0.010}[name]
+    assert_rejected(sojourn, wrong, name=f"{name} with a wrong formula")
 
 
 def test_processor_sharing_runs_past_large_virtual_times():
@@ -86,6 +90,11 @@ def test_share_of_slow_fan_out_requests_follows_the_binomial():
                      max_rel_halfwidth=0.05)
     assert_all_in_ci({"quorum 3 of 4 slow share": (shares["poisson1"], st.binom.sf(1, n, p))},
                      max_rel_halfwidth=0.1)
+    # negative controls: slow shares added up (n·p) instead of compounded; a quorum of 3 read
+    # as "slow when three are slow" (P(Binomial ≥ 3))
+    assert_rejected(shares["poisson0"], n * p, name="n·p")
+    assert_rejected(shares["poisson1"], st.binom.sf(2, n, p), max_rel_halfwidth=0.1,
+                    name="P(Binomial ≥ 3)")
 
 
 # -- hedging ----------------------------------------------------------------------------------
@@ -128,6 +137,10 @@ def test_hedging_at_the_leaf_p95_cuts_the_fan_out_p99_for_5_percent_more_load():
         "p99 hedged at the leaf p95": (hedged["p99"], p99_hedged),
         "extra load (hedges per call)": (hedged["extra"], 0.05),
     }, max_rel_halfwidth=0.1)
+    # negative control: the extra load counted per request (one of four leaves hedged),
+    # 1 − 0.95⁴, instead of per call
+    assert_rejected(hedged["extra"], 1 - 0.95**4, max_rel_halfwidth=0.1,
+                    name="hedges per request")
     cut = t_interval(plain["p99"] - hedged["p99"])
     print(f"leaf p95 {after * 1e3:.2f} ms; p99 {p99_plain * 1e3:.1f} → {p99_hedged * 1e3:.1f} ms "
           f"(theory); cut {cut.describe()}; extra load "
@@ -164,6 +177,11 @@ def test_retries_amplify_the_load_on_a_failing_dependency_as_the_geometric_sum()
         "attempts per call": (f["amplification"], (1 - p ** n) / (1 - p)),
         "success share": (f["ok"], 1 - p ** n),
     }, max_rel_halfwidth=0.02)
+    # negative control: the loss counted once per attempt (the request's way only), p = 0.2
+    once = 0.2
+    assert_rejected(f["amplification"], (1 - once ** n) / (1 - once), max_rel_halfwidth=0.02,
+                    name="loss counted one way")
+    assert_rejected(f["ok"], 1 - once ** n, max_rel_halfwidth=0.02, name="loss counted one way")
 
 
 def test_a_retry_budget_caps_the_amplification():
@@ -173,3 +191,7 @@ def test_a_retry_budget_caps_the_amplification():
     calls, retries = f["calls"], f["retries"]
     assert ((retries <= 0.1 * calls + 10) & (retries >= 0.1 * calls + 7)).all(), (calls, retries)
     print(f"amplification with a 10% budget: {np.round(f['amplification'], 4).tolist()}")
+
+
+# replications against theory (or whole notebooks): `make test-fast` leaves these out
+pytestmark = pytest.mark.slow

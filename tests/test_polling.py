@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 
-from stats import assert_theory_in_ci, check_theory, replicate
+from stats import assert_rejected, assert_theory_in_ci, replicate
 
 import simsys
 
@@ -49,8 +49,8 @@ def test_short_polling_waits_half_an_interval():
     x = replicate(spec(False), 5, mean_latency)
     theory = T / 2 + L
     assert_theory_in_ci(x, theory, max_rel_halfwidth=0.02, name="short-poll latency")
-    assert check_theory(x, T / 2 + 2 * L + S + 0.02, max_rel_halfwidth=0.02) is not None
-    assert check_theory(x, T, max_rel_halfwidth=0.02) is not None
+    assert_rejected(x, T / 2 + 2 * L + S + 0.02, max_rel_halfwidth=0.02)
+    assert_rejected(x, T, max_rel_halfwidth=0.02)
 
 
 def test_long_polling_takes_about_one_way():
@@ -59,8 +59,8 @@ def test_long_polling_takes_about_one_way():
     cycle = G + math.exp(-R * G) * (1 - math.exp(-R * H)) / R
     theory = L + G * G / 2 / cycle
     assert_theory_in_ci(x, theory, max_rel_halfwidth=0.01, name="long-poll latency")
-    assert check_theory(x, L, max_rel_halfwidth=0.01) is not None        # without the gaps
-    assert check_theory(x, 2 * L, max_rel_halfwidth=0.01) is not None    # a full round trip
+    assert_rejected(x, L, max_rel_halfwidth=0.01)        # without the gaps
+    assert_rejected(x, 2 * L, max_rel_halfwidth=0.01)    # a full round trip
 
 
 def test_polling_requests_bytes_and_held_connections():

@@ -195,3 +195,7 @@ def test_routes_are_edges_of_the_graph_and_feedback_is_not_a_call_cycle():
     assert not G.edges["a", "c"].get("route")
     r = simsys.run(G, seed=1)  # the feedback loop a -> b -> a is not a synchronous cycle
     assert r.summary()["requests"]["total"] == 0  # (no workload: it only has to build)
+
+
+# replications against theory (or whole notebooks): `make test-fast` leaves these out
+pytestmark = pytest.mark.slow

@@ -446,3 +446,7 @@ def test_littles_law_on_timeseries():
         assert_theory_in_ci(m["sample_path"], 1.05, name="Little off by 5%")
     with pytest.raises(AssertionError, match="not inside"):
         assert_ci_within(m["summary"] * 1.05, 0.99, 1.01, name="Little off by 5%")
+
+
+# replications against theory (or whole notebooks): `make test-fast` leaves these out
+pytestmark = pytest.mark.slow

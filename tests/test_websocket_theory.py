@@ -21,7 +21,7 @@ import math
 import numpy as np
 import pytest
 from scipy import stats as st
-from stats import assert_theory_in_ci, check_theory, replicate, t_interval
+from stats import assert_rejected, assert_theory_in_ci, replicate, t_interval
 
 import simsys
 
@@ -81,12 +81,12 @@ def test_blocked_fraction_is_erlang_b(loss_runs):
     # negative controls: 10% more or less offered load, or one slot fewer / more
     for wrong in (erlang_b(C, 0.9 * RATE), erlang_b(C, 1.1 * RATE), erlang_b(C - 3, RATE),
                   erlang_b(C + 3, RATE)):
-        assert check_theory(loss_runs["blocked"], wrong, max_rel_halfwidth=0.10) is not None
+        assert_rejected(loss_runs["blocked"], wrong, max_rel_halfwidth=0.10)
 
 
 def test_littles_law(loss_runs):
     assert_theory_in_ci(loss_runs["little"], 1.0, max_rel_halfwidth=0.01, name="L / (λ W)")
-    assert check_theory(loss_runs["little"], 1.02, max_rel_halfwidth=0.01) is not None
+    assert_rejected(loss_runs["little"], 1.02, max_rel_halfwidth=0.01)
 
 
 def test_memory_is_base_plus_per_connection_at_every_sample(loss_runs):
@@ -163,3 +163,7 @@ def test_open_arrivals_without_reconnect_keys_are_a_loss_system():
         shares.append(ws["blocked"] / ws["attempts"])
     ci = t_interval(shares, 0.99)
     assert ci.low <= erlang_b(20, 15.0) <= ci.high, (ci, erlang_b(20, 15.0))
+
+
+# replications against theory (or whole notebooks): `make test-fast` leaves these out
+pytestmark = pytest.mark.slow

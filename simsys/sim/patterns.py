@@ -22,6 +22,8 @@ from ..records import (
     C_BULKHEAD,
     C_CIRCUIT_OPEN,
     C_TIMEOUT,
+    CALL_FALLBACK,
+    CALL_REFUSED,
     DEGRADED,
     ERROR,
     OK,
@@ -375,6 +377,9 @@ class Guard:
         if parent.inst is None:
             parent.req.attempts = st.attempts
         parent.req.blame(self.link.target.code, -1, cause)
+        if self.records.call_log is not None:  # tracing: the refusal is a span of its own
+            now = self.env.now
+            self.link.marker(parent, now, now, ERROR, cause, st.attempts, CALL_REFUSED)
         self._failed(st, ERROR)
 
     def _send(self, st: CallState) -> None:
@@ -570,7 +575,11 @@ class Guard:
         if self.fallback is not None:
             self.stats["fallbacks"] += 1
             st.parent.req.degraded = True
-            Wake(self.env, self.fallback(), self._fallback_done, st)
+            delay = self.fallback()
+            if self.records.call_log is not None:  # tracing: the fallback's own span
+                now = self.env.now
+                self.link.marker(st.parent, now, now + delay, OK, 0, st.attempts, CALL_FALLBACK)
+            Wake(self.env, delay, self._fallback_done, st)
             return
         self._report(st, status)
 

@@ -64,7 +64,8 @@ class Job:
     """
 
     __slots__ = ("req", "parent", "link", "inst", "step", "status", "dead", "call", "group",
-                 "arrived_at", "started_at", "seq")
+                 "arrived_at", "started_at", "seq", "span", "sent_at", "ended_at",
+                 "trace_flags")
 
     def __init__(self, req: Request, parent: Job | None, link: Link | None):
         self.req = req
@@ -79,6 +80,8 @@ class Job:
         self.arrived_at = 0.0
         self.started_at = 0.0
         self.seq = 0              # a guarded attempt's number, for its timeout
+        # ``span``, ``sent_at``, ``ended_at`` and ``trace_flags`` are set only when tracing
+        # (.tracing), so an untraced visit pays nothing for them.
 
 class Instance:
     """One replica: ``workers`` concurrent requests, a queue of at most ``queue_limit``."""

@@ -17,7 +17,7 @@ import simpy
 
 from .. import topology
 from ..errors import BuildError
-from ..records import OK, Records, SpanLog
+from ..records import OK, CallLog, Records, SpanLog
 from ..spec.app import (
     FAN_OUT_STEP,
     FAN_OUT_WORK_STEP,
@@ -38,6 +38,7 @@ from .patterns import Guard, Parallel
 from .recovery import Lifecycle
 from .routing import RouteLink, RoutingService
 from .service import Instance, ProgramService, PSService, Service
+from .tracing import TracingLink
 from .workload import Client, ClosedClient, PoissonClient
 
 SAMPLED = ("queue_length", "busy_workers", "in_system", "memory", "up", "serving")
@@ -70,6 +71,8 @@ class Simulation:
         self.prices: dict[str, float] = {}
         if G.graph.get("trace"):
             self.records.spans = SpanLog()
+            self.records.call_log = CallLog()
+            self._spans = itertools.count(1).__next__
         self._ids = itertools.count().__next__
         self._build_services()
         self._build_links()
@@ -135,6 +138,10 @@ class Simulation:
         zero = isinstance(latency, Constant) and latency.value == 0.0
         edge = f"{source}->{target}"
         key = key or data.get("key") or edge
+        traced: dict[str, Any] = {}
+        if self.records.call_log is not None and kind is Link:  # routes are not traced (yet)
+            traced = {"log": self.records.call_log, "next_span": self._spans}
+            kind = TracingLink
         link = kind(
             self.env, source, self.services[target],
             probability=float(data["probability"]),
@@ -143,6 +150,7 @@ class Simulation:
             zero=zero,
             loss=float(data["loss"]),
             lost=self.streams.uniform(f"link/{key}/loss") if data["loss"] > 0 else None,
+            **traced,
         )
         link.key = key
         link.entry = data.get("entry")
