@@ -58,10 +58,10 @@ def test_notebooks_need_only_simsys_and_its_dependencies() -> None:
     import ast
     import importlib.metadata as md
     import re
+    import sys
 
     allowed = {"simsys", "pandas", "numpy", "matplotlib", "networkx", "simpy", "yaml", "click",
-               "tqdm", "pyarrow", "pathlib", "math", "json", "itertools", "collections",
-               "functools", "statistics", "IPython", "time", "warnings", "dataclasses"}
+               "tqdm", "pyarrow", "IPython", *sys.stdlib_module_names}
     required = {re.split(r"[\[<>=; ]", r)[0].lower() for r in md.requires("simsys") or []
                 if "extra ==" not in r}
     assert "scipy" not in required  # scipy stays an extra: the notebooks do without it
