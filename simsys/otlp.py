@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -290,18 +291,21 @@ def write_otlp(result: Result, path: str | os.PathLike[str], *, start: Any = Non
 
 def _write(path: str | os.PathLike[str], out: dict[tuple[str, str], list[str]]) -> None:
     from . import __version__
+    from .files import atomic_write
 
     scope = f'{{"name":"simsys","version":"{__version__}"}}'
-    tmp = f"{os.fspath(path)}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write('{"resourceSpans":[')
-        for n, ((service, instance), spans) in enumerate(sorted(out.items())):
-            attrs = _attr("service.name", service)
-            if instance:
-                attrs += "," + _attr("service.instance.id", instance)
-            f.write(("," if n else "") + f'{{"resource":{{"attributes":[{attrs}]}},'
-                    f'"scopeSpans":[{{"scope":{scope},"spans":[')
-            f.write(",".join(spans))
-            f.write("]}]}")
-        f.write("]}\n")
-    os.replace(tmp, path)
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write('{"resourceSpans":[')
+            for n, ((service, instance), spans) in enumerate(sorted(out.items())):
+                attrs = _attr("service.name", service)
+                if instance:
+                    attrs += "," + _attr("service.instance.id", instance)
+                f.write(("," if n else "") + f'{{"resource":{{"attributes":[{attrs}]}},'
+                        f'"scopeSpans":[{{"scope":{scope},"spans":[')
+                f.write(",".join(spans))
+                f.write("]}]}")
+            f.write("]}\n")
+
+    atomic_write(path, write)
