@@ -16,6 +16,7 @@ within a small multiple of the run's own time.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from datetime import UTC, datetime
@@ -83,10 +84,15 @@ def _hex(values: np.ndarray, width: int) -> list[str]:
     return [fmt % v for v in values.tolist()]
 
 
+# one per span and all different: written directly (a number needs no escaping), not cached
+QUEUE_TIME = '{{"key":"simsys.queue_time_s","value":{{"stringValue":"{:.9f}"}}}}'
+
+
 def _nanos(start_ns: int, t: np.ndarray) -> list[str]:
     return [str(v) for v in (start_ns + np.rint(t * 1e9).astype(np.int64)).tolist()]
 
 
+@functools.lru_cache(maxsize=4096)  # names, statuses, attempts: a few values, millions of spans
 def _attr(key: str, value: Any) -> str:
     if isinstance(value, bool):
         return f'{{"key":"{key}","value":{{"boolValue":{"true" if value else "false"}}}}}'
@@ -278,7 +284,7 @@ def write_otlp(result: Result, path: str | os.PathLike[str], *, start: Any = Non
             [server_id[k] for k in j.tolist()], parents, services[s], KIND_SERVER,
             v_start[j], v_end[j], c_status[idx[j]], c_cause[idx[j]],
             [(_attr("simsys.attempt", int(a)) + ',' if a > 1 else "")
-             + _attr("simsys.queue_time_s", f"{w:.9f}")
+             + QUEUE_TIME.format(w)
              for a, w in zip(c_att[j].tolist(),
                              np.nan_to_num(np.asarray(calls.started)[idx[j]] - arrived[idx[j]])
                              .tolist(), strict=True)])
