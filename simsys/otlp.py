@@ -16,9 +16,11 @@ within a small multiple of the run's own time.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -82,10 +84,15 @@ def _hex(values: np.ndarray, width: int) -> list[str]:
     return [fmt % v for v in values.tolist()]
 
 
+# one per span and all different: written directly (a number needs no escaping), not cached
+QUEUE_TIME = '{{"key":"simsys.queue_time_s","value":{{"stringValue":"{:.9f}"}}}}'
+
+
 def _nanos(start_ns: int, t: np.ndarray) -> list[str]:
     return [str(v) for v in (start_ns + np.rint(t * 1e9).astype(np.int64)).tolist()]
 
 
+@functools.lru_cache(maxsize=4096)  # names, statuses, attempts: a few values, millions of spans
 def _attr(key: str, value: Any) -> str:
     if isinstance(value, bool):
         return f'{{"key":"{key}","value":{{"boolValue":{"true" if value else "false"}}}}}'
@@ -277,7 +284,7 @@ def write_otlp(result: Result, path: str | os.PathLike[str], *, start: Any = Non
             [server_id[k] for k in j.tolist()], parents, services[s], KIND_SERVER,
             v_start[j], v_end[j], c_status[idx[j]], c_cause[idx[j]],
             [(_attr("simsys.attempt", int(a)) + ',' if a > 1 else "")
-             + _attr("simsys.queue_time_s", f"{w:.9f}")
+             + QUEUE_TIME.format(w)
              for a, w in zip(c_att[j].tolist(),
                              np.nan_to_num(np.asarray(calls.started)[idx[j]] - arrived[idx[j]])
                              .tolist(), strict=True)])
@@ -290,18 +297,21 @@ def write_otlp(result: Result, path: str | os.PathLike[str], *, start: Any = Non
 
 def _write(path: str | os.PathLike[str], out: dict[tuple[str, str], list[str]]) -> None:
     from . import __version__
+    from .files import atomic_write
 
     scope = f'{{"name":"simsys","version":"{__version__}"}}'
-    tmp = f"{os.fspath(path)}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write('{"resourceSpans":[')
-        for n, ((service, instance), spans) in enumerate(sorted(out.items())):
-            attrs = _attr("service.name", service)
-            if instance:
-                attrs += "," + _attr("service.instance.id", instance)
-            f.write(("," if n else "") + f'{{"resource":{{"attributes":[{attrs}]}},'
-                    f'"scopeSpans":[{{"scope":{scope},"spans":[')
-            f.write(",".join(spans))
-            f.write("]}]}")
-        f.write("]}\n")
-    os.replace(tmp, path)
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write('{"resourceSpans":[')
+            for n, ((service, instance), spans) in enumerate(sorted(out.items())):
+                attrs = _attr("service.name", service)
+                if instance:
+                    attrs += "," + _attr("service.instance.id", instance)
+                f.write(("," if n else "") + f'{{"resource":{{"attributes":[{attrs}]}},'
+                        f'"scopeSpans":[{{"scope":{scope},"spans":[')
+                f.write(",".join(spans))
+                f.write("]}]}")
+            f.write("]}\n")
+
+    atomic_write(path, write)
