@@ -88,6 +88,9 @@ def _indent(text: str) -> str:
               help="Save runs here as they finish (resumable: rerun to finish).")
 @click.option("--retry-errors", is_flag=True, help="When resuming, run failed runs again.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar on stderr (default: when a terminal).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY.PATH=VALUE",
+              help="Override one scenario value for every run (repeatable), checked like the "
+                   "file: --set duration=5min.")
 @click.option("--run-timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
               help="Wall-clock limit per run: a longer run is stopped and recorded as a "
                    "'timeout' row, so one run cannot stall the sweep (default: none).")
@@ -107,6 +110,7 @@ def sweep(
     out: str | None,
     retry_errors: bool,
     progress: bool | None,
+    overrides: tuple[str, ...],
     run_timeout: float | None,
     flush_every: float,
 ) -> None:
@@ -151,7 +155,7 @@ def sweep(
             scenario, grid, replications, jobs=jobs, scheduler=scheduler, out=out, seed=seed,
             precision=_precision(precision), metric=metric, max_replications=max_replications,
             batch=batch, retry_errors=retry_errors, progress=progress, flush_every=flush_every,
-            run_timeout=run_timeout,
+            run_timeout=run_timeout, overrides=overrides,
         )
     except ScenarioError as exc:
         for problem in exc.problems:
@@ -179,9 +183,9 @@ def _print(result: Any, metric: str | None) -> None:
         metrics = [metric, *[m for m in metrics if m != metric]]
     if len(result.runs) > len(result.failures):  # a table of no ok run is an empty frame
         table = result.overview(metrics)
-        with pd.option_context("display.width", 200, "display.max_columns", None,
+        with pd.option_context("display.width", 100, "display.max_columns", None,
                                "display.max_colwidth", 40):
-            click.echo(table.to_string())
+            click.echo(table.to_string(line_width=100))
     failed = result.failures
     total = len(result.runs)
     where = f"; saved in {result.directory}" if result.directory else ""

@@ -225,7 +225,7 @@ def fmt_mean_pm(mean: float, half: float | None) -> str:
     if half is None or is_missing(half):
         return fmt_number(mean, 4)
     half = abs(float(half))
-    if half == 0:
+    if half <= abs(mean) * 1e-9:  # zero, or rounding noise of identical runs (3.9e-16)
         return fmt_number(mean, 4) + " ± 0"
     d = _decimals(half, 2)
     return f"{_fixed(mean, d)} ± {_fixed(half, d)}"

@@ -121,6 +121,7 @@ import pandas as pd
 from .analysis import t_quantile
 from .errors import Problem, ScenarioError
 from .files import atomic_write, leftovers
+from .formatting import column_header, fmt_in_unit
 from .result import flatten
 from .spec.load import apply_overrides, read, validate
 from .spec.model import Scenario
@@ -588,12 +589,25 @@ def _column_values(keys: list[str], points: list[dict[str, Any]]) -> list[dict[s
 
 
 # -- spec as data -----------------------------------------------------------------------------
-def _base(spec: Any) -> tuple[dict[str, Any], Scenario, str | None]:
-    """The scenario as plain data, validated, and the file it came from (if any)."""
+def _base(spec: Any, overrides: Any = None) -> tuple[dict[str, Any], Scenario, str | None]:
+    """The scenario as plain data with ``overrides`` applied (``key=value`` strings or a
+    mapping, as ``simsys.run`` takes them), validated, and the file it came from (if any)."""
     import networkx as nx
+
+    from .spec.load import load
 
     if isinstance(spec, nx.DiGraph):
         raise TypeError("sweep() takes a scenario (file, dict or Scenario), not a graph")
+    if overrides:
+        overrides = overrides if isinstance(overrides, Mapping) else list(overrides)
+        scenario = load(spec, overrides)  # problems named as --set and file positions say
+        if isinstance(spec, str | Path):
+            data, source = read(spec)[0], str(spec)
+        elif isinstance(spec, Scenario):
+            data, source = spec.model_dump(mode="json", by_alias=True), None
+        else:
+            data, source = _plain(dict(spec), "scenario"), None
+        return apply_overrides(data, overrides), scenario, source
     if isinstance(spec, Scenario):
         data = spec.model_dump(mode="json", by_alias=True)
         return data, validate(data), None
@@ -604,6 +618,26 @@ def _base(spec: Any) -> tuple[dict[str, Any], Scenario, str | None]:
         data = _plain(dict(spec), "scenario")
         return data, validate(data), None
     raise TypeError(f"sweep() takes a scenario file, dict or Scenario, got {type(spec).__name__}")
+
+
+def _check_metric_name(base: dict[str, Any], metric: str) -> None:
+    """Refuse a ``metric`` no run of this scenario reports, before any run starts: a one-second
+    run without faults or experiment shows the summary's figures (a typo used to be reported
+    only once every run had finished)."""
+    from .runner import run
+
+    probe = {k: v for k, v in base.items() if k not in ("experiment", "faults", "chaos")}
+    probe.update(duration=1.0, warmup=0.0)
+    try:
+        figures = set(_figures(run(probe, seed=0).summary()))
+    except Exception:  # a scenario that cannot run for a second: the runs will say why
+        return
+    if metric not in figures:
+        from .errors import did_you_mean
+
+        raise ScenarioError([Problem("metric", f"{metric!r} is not a figure of the run summary"
+                                     f"{did_you_mean(metric, figures)}; e.g. latency.p99, "
+                                     "throughput, error_rate, services.<name>.utilization")])
 
 
 # -- the output directory ---------------------------------------------------------------------
@@ -974,15 +1008,18 @@ class Sweep:
         """
         metrics = list(metrics) if metrics is not None else self.headline()
         long = self.table(metrics, confidence=confidence)
-        cells = [_mean_pm(m, h) for m, h in zip(long["mean"], long["half_width"], strict=True)]
+        cells = [fmt_in_unit(k, m, h) for k, m, h in
+                 zip(long["metric"], long["mean"], long["half_width"], strict=True)]
         long = long.assign(cell=cells)
         out = long.pivot(index="point", columns="metric", values="cell")[metrics]
+        out.columns = [column_header(m).replace(m, _short_key(m), 1) for m in metrics]
         counts = self.runs.groupby("point")["status"].agg(
             runs="size", failed=lambda s: int((s != "ok").sum()))
         out = out.join(counts.reindex(out.index, fill_value=0))
         shown = _column_values(self.grid_keys, self.points)
         for key in reversed(self.grid_keys):
-            out.insert(0, key, _grid_column([shown[p][key] for p in out.index], out.index))
+            out.insert(0, _short_key(key),
+                       _grid_column([shown[p][key] for p in out.index], out.index))
         out.columns.name = None
         return out
 
@@ -1031,26 +1068,16 @@ def _grid_column(values: list[Any], index: pd.Index) -> pd.Series:
     return pd.Series(values, index=index, dtype=object if missing else None)
 
 
-def _decimals(x: float, digits: int) -> int | None:
-    """Decimals that show ``x`` with ``digits`` significant digits, None if that needs an exponent."""
-    if x == 0 or not math.isfinite(x):
-        return 0
-    if not 1e-6 <= abs(x) < 1e9:
-        return None
-    return max(0, digits - 1 - math.floor(math.log10(abs(x))))
-
-
-def _mean_pm(mean: float, half: float) -> str:
-    """``12.34 ± 0.56``: the half-width to two digits, the mean to the same decimals."""
-    if math.isnan(mean):
-        return "-"
-    if math.isnan(half) or half == 0:
-        d = _decimals(mean, 4)
-        return f"{mean:.4g}" if d is None else f"{mean:.{d}f}" + ("" if math.isnan(half) else " ± 0")
-    d = _decimals(half, 2)
-    if d is None or _decimals(mean, 4) is None:
-        return f"{mean:.4g} ± {half:.2g}"
-    return f"{mean:.{d}f} ± {half:.{d}f}"
+def _short_key(key: str, width: int = 18) -> str:
+    """A grid key short enough for a table column: ``services.catalog.replicas`` →
+    ``catalog.replicas`` (its last parts, as many as fit)."""
+    parts = key.split(".")
+    short = parts[-1]
+    for part in reversed(parts[:-1]):
+        if len(part) + 1 + len(short) > width:
+            break
+        short = f"{part}.{short}"
+    return short
 
 
 def _finish_frame(rows: Iterable[dict[str, Any]], keys: list[str], points: list[dict[str, Any]]) -> pd.DataFrame:
@@ -1147,6 +1174,7 @@ def sweep(
     scheduler_timeout: float = 5.0,
     flush_every: float = 2.0,
     run_timeout: float | None = None,
+    overrides: Mapping[str, Any] | Iterable[str] | None = None,
 ) -> Sweep:
     """Run ``spec`` at every grid point, ``replications`` times each, and aggregate.
 
@@ -1186,6 +1214,9 @@ def sweep(
         Seconds to wait for a Dask scheduler before giving up with a ScenarioError.
     flush_every
         Seconds at most between two part files while runs finish.
+    overrides
+        ``{"dotted.key": value}`` or ``"key=value"`` strings applied to the scenario before
+        the grid, checked like the file (``simsys sweep --set``).
     run_timeout
         Wall-clock seconds one run may take; a run that takes longer is stopped and recorded
         with status ``timeout`` (and run again on resume with ``retry_errors``), so one run
@@ -1203,9 +1234,11 @@ def sweep(
     KeyboardInterrupt
         After the finished runs are saved and the workers stopped.
     """
-    base, scenario, source = _base(spec)
+    base, scenario, source = _base(spec, overrides)
     keys, points = _points(grid)
     _check_points(base, scenario, points)
+    if metric:
+        _check_metric_name(base, metric)
     if not isinstance(replications, int) or isinstance(replications, bool) or replications < 1:
         raise ScenarioError([Problem("replications", f"expected a whole number ≥ 1, got {replications!r}")])
     base_seed = scenario.seed if seed is None else seed
@@ -1422,6 +1455,7 @@ def _drive(
     alone: set[tuple[int, int]] = set()
     broken = False
     last_done = last_news = time.monotonic()
+    executors.news(0.0)  # the workers there at the start, to tell later which were lost
 
     def task(p: int, r: int) -> dict[str, Any]:
         t: dict[str, Any] = {

@@ -138,7 +138,11 @@ def test_table_statistics_by_hand():
     assert wide.loc[2, ("latency.p99", "n")] == 4
     # a readable summary for the command line and Jupyter
     ov = sw.overview()
-    assert list(ov["runs"]) == [4, 4] and "±" in ov.loc[0, "latency.p99"]
+    assert list(ov["runs"]) == [4, 4] and "±" in ov.loc[0, "latency.p99 (ms)"]
+    # in the unit of its header: milliseconds, with the interval's digits
+    mean_ms = float(ov.loc[1, "latency.p99 (ms)"].split(" ± ")[0])
+    assert mean_ms == pytest.approx(row["mean"] * 1e3, rel=1e-2)
+    assert "web.workers" in ov.columns  # the grid key, shortened to fit
     assert "<table" in sw._repr_html_() and "Sweep" in repr(sw)
 
 

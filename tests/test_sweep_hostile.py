@@ -93,13 +93,13 @@ def test_dask_says_when_a_worker_is_lost_and_its_runs_are_done_elsewhere(capfd):
                                   dashboard_address=":0") as cluster, \
             distributed.Client(cluster, set_as_default=False) as client:
         doomed = sorted(client.nthreads())[0]
-        later = threading.Timer(3.0, lambda: client.retire_workers([doomed]))
-        later.start()
-        try:
-            sw = sweep({**TINY, "duration": "3h"}, {"services.web.workers": [1, 2, 3, 4]},
-                       replications=2, executor=client.get_executor(), progress=False)
-        finally:
-            later.cancel()
+
+        def lose_a_worker(done: int, total: int, failed: int) -> None:
+            if done == 1:  # once the sweep is under way, a worker leaves
+                client.retire_workers([doomed])
+
+        sw = sweep({**TINY, "duration": "3h"}, {"services.web.workers": [1, 2, 3, 4]},
+                   replications=2, executor=client.get_executor(), progress=lose_a_worker)
     assert sw.runs["status"].tolist() == ["ok"] * 8
     assert f"Dask worker {doomed} was lost" in capfd.readouterr().err
 
