@@ -14,8 +14,7 @@ import simpy
 from ..records import Records
 from ..spec.patterns import Autoscale
 from .engine import Wake
-from .service import Service
-from .visits import Instance
+from .service import Instance, Service
 
 
 class Autoscaler:

@@ -11,7 +11,7 @@ import hashlib
 from collections.abc import Callable
 from typing import Protocol
 
-from .visits import Instance, Job
+from .service import Instance, Job
 
 Uniform = Callable[[], float]
 

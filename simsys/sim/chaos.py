@@ -20,8 +20,7 @@ from ..spec.chaos import BlastRadius, Failures, Monkey
 from .engine import Streams, Wake
 from .link import Link
 from .recovery import Lifecycle
-from .service import Service
-from .visits import Instance
+from .service import Instance, Service
 
 DAY = 86400.0
 

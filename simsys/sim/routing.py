@@ -21,8 +21,7 @@ from typing import Any
 
 from ..records import OK
 from .link import MAX_DIRECT_ANSWERS, Link
-from .service import Service
-from .visits import Instance, Job
+from .service import Instance, Job, Service
 
 
 class RouteLink(Link):

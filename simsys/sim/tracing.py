@@ -12,7 +12,7 @@ from typing import Any
 
 from ..records import CALL_HEDGE, CALL_TIMED_OUT, OK, TIMEOUT, CallLog
 from .link import Link
-from .visits import Job
+from .service import Job
 
 NAN = float("nan")
 
