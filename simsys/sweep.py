@@ -1389,9 +1389,10 @@ class _Bar:
         self.bar = None
         show = progress is True or (progress is None and _interactive())
         if show:
-            from .progress import tqdm_class
-
-            tqdm = tqdm_class()
+            if "ipykernel" in sys.modules:
+                from tqdm.auto import tqdm
+            else:
+                from tqdm import tqdm
             self.bar = tqdm(total=total, initial=done, unit="run", desc="sweep", file=sys.stderr,
                             dynamic_ncols=True, smoothing=0.1)
             self.bar.set_postfix(failed=failed, refresh=False)
