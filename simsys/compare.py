@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import Problem, ScenarioError
+from .formatting import column_header, fmt_in_unit, metric_label
 from .result import Result, flatten
 from .runner import run
 from .spec.load import load
@@ -249,14 +250,13 @@ class Comparison:
                 header.append(f"Δ vs {self.variants[0]} ({conf} CI)")
         body = []
         for m in t.index:
-            unit, scale = _unit(m)
-            cells = [m + (f" ({unit})" if unit else "")]
+            cells = [column_header(m)]
             for i, v in enumerate(self.variants):
-                mean, low, high = (t.loc[m, (v, s)] * scale for s in STATS)
-                cells.append(_pm(mean, low, high))
+                mean, low, high = (t.loc[m, (v, s)] for s in STATS)
+                cells.append(fmt_in_unit(m, mean, (high - low) / 2))
                 if i > 0:
-                    d, dl, dh = (t.loc[m, (v, s)] * scale for s in DIFF_STATS)
-                    cells.append(_range(d, dl, dh))
+                    d, dl, dh = (t.loc[m, (v, s)] for s in DIFF_STATS)
+                    cells.append(_difference(m, d, dl, dh))
             body.append(cells)
         widths = [max(len(r[k]) for r in [header, *body]) for k in range(len(header))]
         lines = []
@@ -295,39 +295,18 @@ class Comparison:
                 f"replications, base seed {self.base_seed}</p>" + self.table().to_html(float_format="%.6g"))
 
 
-def _unit(metric: str) -> tuple[str, float]:
-    if metric.startswith("latency."):
-        return "ms", 1e3
-    if metric.endswith((".mttr", ".mttd", ".mtbf")):  # recoveries take seconds to minutes
-        return "s", 1.0
-    if metric in ("error_rate", "availability") or metric.endswith((".availability", ".utilization")):
-        return "%", 100.0
-    if metric.startswith("memory.") or metric.endswith(".memory_peak"):
-        return "MB", 1e-6
-    if metric == "throughput":
-        return "req/s", 1.0
-    return "", 1.0
-
-
-def _fmt(x: float) -> str:
-    if x is None or not math.isfinite(x):
-        return "-"
-    return f"{x:.4g}"
-
-
-def _pm(mean: float, low: float, high: float) -> str:
-    if not math.isfinite(low):
-        return _fmt(mean)
-    return f"{_fmt(mean)} ± {_fmt((high - low) / 2)}"
-
-
-def _range(d: float, low: float, high: float) -> str:
+def _difference(metric: str, d: float, low: float, high: float) -> str:
+    """A paired difference in its metric's unit: ``+1.66 [1.2, 2.1]`` (signed, its interval)."""
     if not math.isfinite(d):
-        return "-"
+        return fmt_in_unit(metric, None)
+    shown = fmt_in_unit(metric, d, (high - low) / 2 if math.isfinite(low) else None)
     sign = "+" if d > 0 else ""
     if not math.isfinite(low):
-        return f"{sign}{_fmt(d)}"
-    return f"{sign}{_fmt(d)} [{_fmt(low)}, {_fmt(high)}]"
+        return sign + shown
+    mean_text = shown.split(" ± ")[0]
+    digits = len(mean_text.split(".")[1]) if "." in mean_text else 0
+    _, scale, _ = metric_label(metric)
+    return f"{sign}{mean_text} [{low * scale:.{digits}f}, {high * scale:.{digits}f}]"
 
 
 def _json_num(x: Any) -> float | None:
@@ -427,9 +406,9 @@ def compare(
     bar = None
     tick: Callable[[int, int], None] | None = None
     if progress is True:
-        from tqdm.auto import tqdm
+        from .progress import tqdm_class
 
-        bar = tqdm(total=total, unit="run", desc="compare", leave=False)
+        bar = tqdm_class()(total=total, unit="run", desc="compare", leave=False)
 
         def tick(done: int, total: int) -> None:
             bar.update(done - bar.n)

@@ -1389,10 +1389,9 @@ class _Bar:
         self.bar = None
         show = progress is True or (progress is None and _interactive())
         if show:
-            if "ipykernel" in sys.modules:
-                from tqdm.auto import tqdm
-            else:
-                from tqdm import tqdm
+            from .progress import tqdm_class
+
+            tqdm = tqdm_class()
             self.bar = tqdm(total=total, initial=done, unit="run", desc="sweep", file=sys.stderr,
                             dynamic_ncols=True, smoothing=0.1)
             self.bar.set_postfix(failed=failed, refresh=False)
