@@ -14,7 +14,8 @@ import simpy
 from ..records import Records
 from ..spec.patterns import Autoscale
 from .engine import Wake
-from .service import Instance, Service
+from .service import Service
+from .visits import Instance
 
 
 class Autoscaler:

@@ -11,7 +11,7 @@ import hashlib
 from collections.abc import Callable
 from typing import Protocol
 
-from .service import Instance, Job
+from .visits import Instance, Job
 
 Uniform = Callable[[], float]
 

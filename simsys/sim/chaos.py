@@ -20,7 +20,8 @@ from ..spec.chaos import BlastRadius, Failures, Monkey
 from .engine import Streams, Wake
 from .link import Link
 from .recovery import Lifecycle
-from .service import Instance, Service
+from .service import Service
+from .visits import Instance
 
 DAY = 86400.0
 

@@ -16,10 +16,11 @@ import simpy
 
 from ..records import C_LOSS, C_UNAVAILABLE, DROPPED, ERROR
 from .engine import Wake
-from .service import Job
+from .visits import Job
 
 if TYPE_CHECKING:
-    from .service import Instance, Service
+    from .service import Service
+    from .visits import Instance
 
 # Zero-latency answers passed up by direct calls before one is scheduled as an event instead.
 # Ordinary call graphs are far shallower, so their results do not change; a 2,000-service

@@ -33,7 +33,7 @@ from ..records import (
 from ..spec.patterns import CallPolicy
 from .engine import Streams, Wake
 from .link import Link
-from .service import Job
+from .visits import Job
 
 CLOSED, HALF_OPEN, OPEN = 0, 1, 2
 STATES = ("closed", "half_open", "open")

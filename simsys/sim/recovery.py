@@ -17,7 +17,8 @@ import simpy
 from ..records import C_CRASH, C_OOM, Records
 from ..spec.chaos import Recovery
 from .engine import Streams, Wake
-from .service import Instance, Service
+from .service import Service
+from .visits import Instance
 
 KIND_CAUSE = {"crash": C_CRASH, "oom": C_OOM}
 

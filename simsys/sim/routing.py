@@ -21,7 +21,8 @@ from typing import Any
 
 from ..records import OK
 from .link import MAX_DIRECT_ANSWERS, Link
-from .service import Instance, Job, Service
+from .service import Service
+from .visits import Instance, Job
 
 
 class RouteLink(Link):

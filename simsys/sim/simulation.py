@@ -37,8 +37,9 @@ from .link import Link
 from .patterns import Guard, Parallel
 from .recovery import Lifecycle
 from .routing import RouteLink, RoutingService
-from .service import Instance, ProgramService, PSService, Service
+from .service import ProgramService, PSService, Service
 from .tracing import TracingLink
+from .visits import Instance
 from .workload import Client, ClosedClient, PoissonClient
 
 SAMPLED = ("queue_length", "busy_workers", "in_system", "memory", "up", "serving")

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..records import CALL_HEDGE, CALL_TIMED_OUT, OK, TIMEOUT, CallLog
 from .link import Link
-from .service import Job
+from .visits import Job
 
 NAN = float("nan")
 

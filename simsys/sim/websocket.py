@@ -47,7 +47,8 @@ from ..records import ERROR, OK, Records
 from ..spec.distributions import Exponential, batched
 from ..spec.websocket import HEARTBEAT_BYTES, frame_bytes
 from .engine import Streams, Wake, ZeroTimeLoop
-from .service import Instance, Job, Request, Service
+from .service import Service
+from .visits import Instance, Job, Request
 from .workload import Client
 
 BIN = 0.1               # seconds: resolution of the counters (peak reconnect rate, totals)

@@ -18,7 +18,7 @@ import simpy
 from ..errors import Problem, ScenarioError
 from ..records import DEGRADED, OK, RequestLog
 from .engine import Wake, ZeroTimeLoop
-from .service import Job, Request
+from .visits import Job, Request
 
 
 class Client:
