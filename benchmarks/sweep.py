@@ -28,7 +28,7 @@ import tempfile
 import time
 
 import simsys
-from simsys.sweep import replication_seed, sweep
+from simsys.sweeping import replication_seed, sweep
 
 BASE = {
     "name": "bench",

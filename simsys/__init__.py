@@ -13,8 +13,6 @@ Public names are imported on first use (PEP 562), so ``import simsys`` — and `
 
 from __future__ import annotations
 
-import sys
-import types
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
@@ -30,24 +28,24 @@ _LAZY = {
     "Scenario": "simsys.spec.model",
     "build_graph": "simsys.topology",
     "app_graph": "simsys.spec.app",
-    "compare": "simsys.compare",
-    "Comparison": "simsys.compare",
-    "Sweep": "simsys.sweep",
-    "sweep": "simsys.sweep",
+    "compare": "simsys.comparing",
+    "Comparison": "simsys.comparing",
+    "Sweep": "simsys.sweeping",
+    "sweep": "simsys.sweeping",
 }
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time these come from __getattr__
-    from .compare import Comparison, compare
+    from .comparing import Comparison, compare
     from .result import Result
     from .runner import run
     from .spec.app import app_graph
     from .spec.load import load
     from .spec.model import Scenario
-    from .sweep import Sweep, sweep
+    from .sweeping import Sweep, sweep
     from .topology import build_graph
 
 
-_SUBPACKAGES = frozenset({"plot", "spec", "sim"})
+_SUBPACKAGES = frozenset({"plot", "spec", "sim", "sweeping"})
 
 
 def __getattr__(name: str) -> Any:
@@ -63,20 +61,6 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(__all__)
-
-
-class _Package(types.ModuleType):
-    """``simsys.sweep`` is a function that lives in the module ``simsys.sweep``. Importing a
-    submodule sets it as an attribute of its package; this keeps the function under that name
-    (the module stays reachable through ``sys.modules`` and ``from simsys.sweep import …``)."""
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if isinstance(value, types.ModuleType) and _LAZY.get(name) == f"{__name__}.{name}":
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package
 
 
 __all__ = [

@@ -15,8 +15,6 @@ costs milliseconds and a run's figures do not depend on what else is installed):
   means) would be biased for small batches; sectioning is not.
 - :func:`ratio_batches` — a ratio of two per-batch sums (error rate, utilisation) by the
   delta method on batch totals.
-- :func:`t_quantile` — Student t quantiles (Hill 1970), the one helper sweeps, comparisons and
-  plots use.
 
 Everything takes plain numpy arrays, so the simulation's stopping rule and
 :meth:`simsys.result.Result.summary` compute the same intervals from the same records;
@@ -27,109 +25,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import lru_cache
-from statistics import NormalDist
 from typing import Any
 
 import numpy as np
+
+from .stats import t_quantile
 
 BATCH_COUNTS = (20, 10)      # tried largest first; each is the one before merged in pairs
 MAX_LAG1 = 0.1               # batch means with a larger lag-1 autocorrelation are correlated
 MSER_BATCH = 5                   # MSER-5: the series is first averaged in batches of five
 # Observations per batch a percentile needs to be estimated in every batch: p99 → 1000 per batch.
 QUANTILE_TAIL_COUNT = 10.0
-
-
-def t_quantile(confidence: float, df: Any) -> Any:
-    """Two-sided Student t quantile: ``P(|T| ≤ q) = confidence`` with ``df`` degrees of freedom.
-
-    Hill's (1970) algorithm 396 (Comm. ACM 13(10)) as the start, then Newton steps on the t
-    distribution function (an incomplete beta function by its continued fraction): agrees with
-    scipy's ``stdtrit`` to ~1e-12 (a test compares). ``df`` may be an array; ``df < 1`` gives
-    NaN.
-
-    >>> round(float(t_quantile(0.95, 9)), 3)
-    2.262
-    """
-    dfa = np.asarray(df, dtype=float)
-    if not dfa.ndim:
-        return _t_refined(float(confidence), float(dfa))
-    return np.vectorize(lambda d: _t_refined(confidence, d), otypes=[float])(dfa)
-
-
-@lru_cache(maxsize=1024)  # summaries ask for the same few (confidence, df) pairs every run
-def _t_refined(confidence: float, n: float) -> float:
-    q = _hill(1.0 - confidence, n)
-    if math.isnan(q) or n == 1 or n == 2:  # Hill's forms for 1 and 2 are exact
-        return q
-    tail = (1.0 - confidence) / 2.0  # P(T > q)
-    log_norm = math.lgamma((n + 1) / 2) - math.lgamma(n / 2) - 0.5 * math.log(n * math.pi)
-    for _ in range(3):
-        upper = 0.5 * _betainc(n / 2.0, 0.5, n / (n + q * q))
-        density = math.exp(log_norm - (n + 1) / 2.0 * math.log1p(q * q / n))
-        step = (upper - tail) / density
-        q += step
-        if abs(step) <= 1e-14 * q:
-            break
-    return q
-
-
-def _betainc(a: float, b: float, x: float) -> float:
-    """Regularised incomplete beta function I_x(a, b) (continued fraction, Lentz's method)."""
-    if x <= 0.0:
-        return 0.0
-    if x >= 1.0:
-        return 1.0
-    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b)
-                     + a * math.log(x) + b * math.log1p(-x))
-    if x > (a + 1.0) / (a + b + 2.0):
-        return 1.0 - front * _betacf(b, a, 1.0 - x) / b
-    return front * _betacf(a, b, x) / a
-
-
-def _betacf(a: float, b: float, x: float) -> float:
-    tiny = 1e-300
-    c, d = 1.0, 1.0 - (a + b) * x / (a + 1.0)
-    d = 1.0 / (d if abs(d) > tiny else tiny)
-    h = d
-    for m in range(1, 500):
-        for num in (m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
-                    -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))):
-            d = 1.0 + num * d
-            d = 1.0 / (d if abs(d) > tiny else tiny)
-            c = 1.0 + num / c
-            c = c if abs(c) > tiny else tiny
-            h *= d * c
-        if abs(d * c - 1.0) < 1e-16:
-            break
-    return h
-
-
-def _hill(P: float, n: float) -> float:
-    """The t quantile with two-sided tail probability ``P`` and ``n`` degrees of freedom."""
-    if not n >= 1:
-        return math.nan
-    if abs(n - 2) < 1e-12:
-        return math.sqrt(2.0 / (P * (2.0 - P)) - 2.0)
-    if abs(n - 1) < 1e-12:
-        return 1.0 / math.tan(P * math.pi / 2.0)
-    a = 1.0 / (n - 0.5)
-    b = 48.0 / (a * a)
-    c = ((20700.0 * a / b - 98.0) * a - 16.0) * a + 96.36
-    d = ((94.5 / (b + c) - 3.0) / b + 1.0) * math.sqrt(a * math.pi / 2.0) * n
-    y = (d * P) ** (2.0 / n)
-    if y > 0.05 + a:
-        x = NormalDist().inv_cdf(0.5 * P)
-        y = x * x
-        if n < 5:
-            c += 0.3 * (n - 4.5) * (x + 0.6)
-        c = (((0.05 * d * x - 5.0) * x - 7.0) * x - 2.0) * x + b + c
-        y = (((((0.4 * y + 6.3) * y + 36.0) * y + 94.5) / c - y - 3.0) / b + 1.0) * x
-        y = math.expm1(a * y * y)
-    else:
-        y = ((1.0 / (((n + 6.0) / (n * y) - 0.089 * d - 0.822) * (n + 2.0) * 3.0)
-              + 0.5 / (n + 4.0)) * y - 1.0) * (n + 1.0) / (n + 2.0) + 1.0 / y
-    return math.sqrt(n * y)
 
 
 # -- warm-up ----------------------------------------------------------------------------------

@@ -7,15 +7,18 @@ when one of them is invoked.
 
 Exit status: 0 ok, 2 bad input (every problem printed on stderr, no traceback), 3 the run worked
 and its verdict is negative (a deviated experiment with ``--fail-on-deviation``, a sweep whose
-every run failed), 1 internal error (a short message; ``SIMSYS_DEBUG=1`` adds the traceback).
+every run failed), 130 interrupted (Ctrl-C or SIGTERM; a sweep's finished runs are saved),
+1 internal error (a short message; ``SIMSYS_DEBUG=1`` adds the traceback). :class:`SimsysGroup`
+is the one place exceptions become exit statuses; the commands parse, call and print.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import click
@@ -26,6 +29,7 @@ EXIT_OK = 0
 EXIT_INTERNAL = 1
 EXIT_BAD_INPUT = 2
 EXIT_VERDICT = 3
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl-C
 DEBUG_ENV = "SIMSYS_DEBUG"
 PROGRESS_DELAY = 2.0  # wall seconds before a progress bar appears; short runs stay quiet
 
@@ -90,6 +94,26 @@ def _fail(exc: BaseException) -> int:
     return EXIT_INTERNAL
 
 
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a job scheduler, ``kill``) ends a command the way Ctrl-C does: sweeps and
+    comparisons save their finished runs and stop their workers."""
+    import signal
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous: Any = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread (a test runner's thread)
+        previous = None
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
 class SimsysGroup(click.Group):
     """A group that loads some subcommands lazily and turns exceptions into exit codes."""
 
@@ -124,9 +148,15 @@ class SimsysGroup(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            with _terminate_as_interrupt():
+                return super().invoke(ctx)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
+        except KeyboardInterrupt as exc:  # the library has saved what it could and says where
+            click.echo("\ninterrupted", err=True)
+            for note in getattr(exc, "__notes__", ()):
+                click.echo(f"simsys: {note}", err=True)
+            ctx.exit(EXIT_INTERRUPTED)
         except Exception as exc:  # noqa: BLE001 - the one place every error becomes an exit code
             ctx.exit(_fail(exc))
 

@@ -1,17 +1,19 @@
 """``simsys compare``: scenarios side by side over common seeds. Imports only click at load.
 
-The work is done by :func:`simsys.compare.compare`; this module turns options into its
-arguments, prints the table on stdout (or JSON with ``--json``), writes ``--out`` and maps
-errors to exit codes (0 ok; 2 bad input, each problem on stderr as
-``file:line:col: field.path: message``; 1 internal error).
+The work is done by :func:`simsys.compare` (a sweep over a variant axis, so ``--jobs``,
+``--scheduler``, ``--precision`` and a resumable ``--out`` work as in ``simsys sweep``); this
+module turns options into its arguments and prints the table on stdout (or JSON with
+``--json``). Errors become exit statuses in :mod:`simsys.cli` (0 ok; 2 bad input, each problem
+on stderr as ``file:line:col: field.path: message``; 3 every run failed; 130 interrupted).
 """
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import click
+
+from .cli_sweep import report_failures
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -32,12 +34,23 @@ import click
               default=0.95, show_default=True, help="Of the confidence intervals.")
 @click.option("--json", "as_json", is_flag=True, help="Print the table as JSON on stdout, and nothing else there.")
 @click.option("--out", "-o", type=click.Path(file_okay=False), metavar="DIR",
-              help="Write runs.parquet, comparison.json and the side-by-side figures here.")
+              help="Save the runs here as they finish (rerun the same command to finish a "
+                   "killed comparison), then comparison.json and comparison.png.")
+@click.option("--jobs", "-j", type=int, help="Local worker processes (default: one per core; 1 = in this process).")
+@click.option("--scheduler", metavar="ADDRESS", help="Dask scheduler address (tcp://host:8786) or scheduler file.")
+@click.option("--precision", metavar="P",
+              help="Add replications until the CI half-width of the first --metric is under P (5% or 0.05).")
+@click.option("--max-replications", type=int, help="Cap per scenario with --precision (default max(10×R, 100)).")
+@click.option("--run-timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+              help="Wall-clock limit per run: a longer run is recorded as a 'timeout' row.")
+@click.option("--retry-errors", is_flag=True, help="When resuming, run failed runs again.")
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar on stderr (default: when stderr is a terminal).")
 def compare(scenarios: tuple[str, ...], replications: int, seed: int | None,
             metrics: tuple[str, ...], names: tuple[str, ...], overrides: tuple[str, ...],
-            confidence: float, as_json: bool, out: str | None, progress: bool | None) -> None:
+            confidence: float, as_json: bool, out: str | None, jobs: int | None,
+            scheduler: str | None, precision: str | None, max_replications: int | None,
+            run_timeout: float | None, retry_errors: bool, progress: bool | None) -> None:
     """Run SCENARIOS side by side over the same seeds and compare them.
 
     Each scenario runs --replications times; replication r uses the same seed in every
@@ -52,98 +65,30 @@ def compare(scenarios: tuple[str, ...], replications: int, seed: int | None,
       simsys compare a.yaml b.yaml -r 30 -m latency.p99 -m error_rate -m cost
       simsys compare mono.yaml micro.yaml --name monolith --name microservices --set duration=2min
       simsys compare a.yaml b.yaml --json | jq '.figures["latency.p99"]'
-      simsys compare a.yaml b.yaml --out out/compare
+      simsys compare a.yaml b.yaml --out out/compare --jobs 2 && simsys report out/compare
+      simsys compare a.yaml b.yaml -m latency.p99 --precision 2% --scheduler tcp://127.0.0.1:8786
     """
+    from .cli_sweep import parse_precision
+    from .comparing import compare as run_compare
     from .errors import Problem, ScenarioError
 
-    try:
-        if names and len(names) != len(scenarios):
-            raise ScenarioError([Problem("--name", f"expected one --name per scenario "
-                                         f"({len(scenarios)}), got {len(names)}")])
-        if len(set(names)) != len(names):
-            raise ScenarioError([Problem("--name", "names must differ")])
-        result = _run(scenarios, names, replications, seed, overrides, confidence, progress)
-        chosen = list(metrics) or None
-        if chosen:
-            unknown = [m for m in chosen if m not in result.runs.columns]
-            if unknown:
-                raise ScenarioError([Problem("--metric", f"no figure {m!r}; figures are: "
-                                             f"{', '.join(result.metrics)}") for m in unknown])
-    except ScenarioError as exc:
-        for problem in exc.problems:
-            click.echo(str(problem), err=True)
-        sys.exit(2)
+    if names and len(names) != len(scenarios):
+        raise ScenarioError([Problem("--name", f"expected one --name per scenario "
+                                     f"({len(scenarios)}), got {len(names)}")])
+    if len(set(names)) != len(names):
+        raise ScenarioError([Problem("--name", "names must differ")])
+    variants: Any = dict(zip(names, scenarios, strict=True)) if names else list(scenarios)
+    result = run_compare(
+        variants, replications, seed, overrides=list(overrides) or None, confidence=confidence,
+        progress=progress, jobs=jobs, scheduler=scheduler, out=out,
+        precision=parse_precision(precision), metric=metrics[0] if precision and metrics else None,
+        max_replications=max_replications, run_timeout=run_timeout, retry_errors=retry_errors,
+        metrics=list(metrics) or None,
+    )
     if as_json:
         import json
 
-        click.echo(json.dumps(result.to_dict(chosen), indent=2, allow_nan=False))
-    else:
-        click.echo(result.to_text(chosen))
-    if out is not None:
-        from .errors import SimsysError
-
-        try:
-            written = _save(result, out, chosen)
-        except SimsysError as exc:
-            click.echo(f"simsys: error: {exc}", err=True)
-            sys.exit(2)
-        if not as_json:
-            click.echo(f"wrote {written}", err=True)
-
-
-def _run(scenarios: tuple[str, ...], names: tuple[str, ...], replications: int,
-         seed: int | None, overrides: tuple[str, ...], confidence: float,
-         progress: bool | None) -> Any:
-    from .compare import compare as run_compare
-
-    variants: Any = dict(zip(names, scenarios, strict=True)) if names else list(scenarios)
-    show = sys.stderr.isatty() if progress is None else progress
-    bar = None
-    tick = None
-    if show:
-        from tqdm import tqdm
-
-        bar = tqdm(total=replications * len(scenarios), unit="run", desc="compare",
-                   file=sys.stderr, leave=False, dynamic_ncols=True)
-
-        def tick(done: int, total: int) -> None:
-            bar.update(done - bar.n)
-
-    try:
-        return run_compare(variants, replications, seed, overrides=list(overrides) or None,
-                           confidence=confidence, progress=tick)
-    finally:
-        if bar is not None:
-            bar.close()
-
-
-def _save(result: Any, out: str, metrics: list[str] | None) -> str:
-    """``runs.parquet``, ``comparison.json`` and ``comparison.png`` in ``out``."""
-    import json
-    from pathlib import Path
-
-    from .errors import SimsysError
-
-    path = Path(out)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        runs = result.runs.copy()
-        runs["variant"] = runs["variant"].astype(str)
-        runs.to_parquet(path / "runs.parquet", index=False)
-        (path / "comparison.json").write_text(
-            json.dumps(result.to_dict(metrics), indent=2, allow_nan=False) + "\n", encoding="utf-8")
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig = result.plot.dashboard()
-        fig.savefig(path / "comparison.png")
-        plt.close(fig)
-    except OSError as exc:
-        raise SimsysError(f"cannot write {out}: {exc.strerror or exc}") from None
-    return str(path)
-
-
-if __name__ == "__main__":  # python -m simsys.cli_compare
-    compare(prog_name="simsys compare")
+        click.echo(json.dumps(result.to_dict(), indent=2, allow_nan=False))
+    elif len(result.runs) > len(result.failures):
+        click.echo(result.to_text())
+    report_failures(result)

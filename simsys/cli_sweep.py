@@ -1,13 +1,13 @@
 """``simsys sweep``: a scenario over a grid of parameters. Imports only click at load.
 
-The work is done by :func:`simsys.sweep.sweep`; this module turns options into its arguments,
-shows progress on stderr, prints the aggregated table on stdout and maps errors to exit codes
-(0 ok, also when some runs failed; 2 bad input; 130 interrupted, runs so far saved).
+The work is done by :func:`simsys.sweep`; this module turns options into its arguments and
+prints the aggregated table on stdout. Errors become exit statuses in :mod:`simsys.cli` (0 ok,
+also when some runs failed; 2 bad input; 3 every run failed; 130 interrupted, the finished runs
+saved in --out).
 """
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import click
@@ -33,7 +33,7 @@ def _grid_values(text: str) -> tuple[str, list[Any]]:
     return key, values
 
 
-def _precision(text: str | None) -> float | None:
+def parse_precision(text: str | None) -> float | None:
     from .errors import ScenarioError
 
     if text is None:
@@ -121,58 +121,28 @@ def sweep(
         --grid chaos.monkey.mean_time_between_failures=5min,10min \\
         --replications 30 --jobs 4 --out out/replicas
     """
-    import signal
-
     from .errors import ScenarioError
+    from .sweeping import sweep as run_sweep
 
-    def terminate(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    try:
-        previous = signal.signal(signal.SIGTERM, terminate)
-    except ValueError:  # not the main thread (e.g. called from a test runner thread)
-        previous = None
-    try:
-        grid: Any = None
-        if points_file and grids:
-            raise ScenarioError("give --grid or --points, not both")
-        if points_file:
-            grid = _points_file(points_file)
-        elif grids:
-            grid = {}
-            for text in grids:
-                key, values = _grid_values(text)
-                if key in grid:
-                    raise ScenarioError(f"--grid {key}: given twice; list all its values in one --grid")
-                grid[key] = values
-        if jobs is not None and scheduler is not None:
-            raise ScenarioError("use --jobs or --scheduler, not both")
-        if metric is None and precision is not None:
-            raise ScenarioError("--precision needs --metric (e.g. --metric latency.p99)")
-        from .sweep import sweep as run_sweep
-
-        result = run_sweep(
-            scenario, grid, replications, jobs=jobs, scheduler=scheduler, out=out, seed=seed,
-            precision=_precision(precision), metric=metric, max_replications=max_replications,
-            batch=batch, retry_errors=retry_errors, progress=progress, flush_every=flush_every,
-            run_timeout=run_timeout, overrides=overrides,
-        )
-    except ScenarioError as exc:
-        for problem in exc.problems:
-            click.echo(str(problem), err=True)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        where = f"; the finished runs are saved in {out}: run the same command again to finish" if out else ""
-        click.echo(f"\ninterrupted{where}", err=True)
-        sys.exit(130)
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+    grid: Any = None
+    if points_file and grids:
+        raise ScenarioError("give --grid or --points, not both")
+    if points_file:
+        grid = _points_file(points_file)
+    elif grids:
+        grid = {}
+        for text in grids:
+            key, values = _grid_values(text)
+            if key in grid:
+                raise ScenarioError(f"--grid {key}: given twice; list all its values in one --grid")
+            grid[key] = values
+    result = run_sweep(
+        scenario, grid, replications, jobs=jobs, scheduler=scheduler, out=out, seed=seed,
+        precision=parse_precision(precision), metric=metric, max_replications=max_replications,
+        batch=batch, retry_errors=retry_errors, progress=progress, flush_every=flush_every,
+        run_timeout=run_timeout, overrides=overrides,
+    )
     _print(result, metric)
-    if len(result.runs) and len(result.failures) == len(result.runs):
-        from .errors import VerdictError
-
-        raise VerdictError(f"every one of the {len(result.runs)} runs failed (see above)")
 
 
 def _print(result: Any, metric: str | None) -> None:
@@ -186,16 +156,22 @@ def _print(result: Any, metric: str | None) -> None:
         with pd.option_context("display.width", 100, "display.max_columns", None,
                                "display.max_colwidth", 40):
             click.echo(table.to_string(line_width=100))
+    report_failures(result)
+
+
+def report_failures(result: Any) -> None:
+    """On stderr: how many runs, how many failed and their commonest reasons (sweeps and
+    comparisons); every run failed is a negative verdict (exit status 3)."""
     failed = result.failures
     total = len(result.runs)
-    where = f"; saved in {result.directory}" if result.directory else ""
+    where = f"; saved in {result.directory}" if getattr(result, "directory", None) else ""
     click.echo(f"{total} runs, {total - len(failed)} ok, {len(failed)} failed{where}", err=True)
     if len(failed):
         if len(failed) == total:
             click.echo("every run failed; the most common reasons:", err=True)
         for message, count in failed["error"].value_counts().head(3).items():
             click.echo(f"  {count} × {message}", err=True)
+    if total and len(failed) == total:
+        from .errors import VerdictError
 
-
-if __name__ == "__main__":  # python -m simsys.cli_sweep (also how the tests call it)
-    sweep(prog_name="simsys sweep")
+        raise VerdictError(f"every one of the {total} runs failed (see above)")

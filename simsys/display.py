@@ -225,10 +225,10 @@ def sweep_html(sweep: Any, metrics: Iterable[str] = DEFAULT_SWEEP_METRICS,
                max_rows: int = 40) -> str:
     """A sweep as HTML: one row per grid point, mean ± 95 % CI half-width of a few metrics.
 
-    ``sweep`` is a :class:`~simsys.sweep.Sweep` (anything with a ``runs`` DataFrame) or the
+    ``sweep`` is a :class:`~simsys.Sweep` (anything with a ``runs`` DataFrame) or the
     runs DataFrame itself.
     """
-    from .plot.stats import mean_ci  # pandas/numpy only; no matplotlib
+    from .stats import mean_interval  # numpy only; no matplotlib
 
     runs, keys = _sweep_frames(sweep)
     if runs is None or len(runs) == 0:
@@ -263,7 +263,8 @@ def sweep_html(sweep: Any, metrics: Iterable[str] = DEFAULT_SWEEP_METRICS,
         values = values if isinstance(values, tuple) else (values,)
         row = [_e(v) for v in values] + [fmt_count(len(g))]
         for m in metrics:
-            mean, lo, hi = mean_ci(g[m].to_numpy(dtype=float))
+            ci = mean_interval(g[m].to_numpy(dtype=float))
+            mean, lo, hi = ci.mean, ci.low, ci.high
             half = (hi - lo) / 2 if math.isfinite(hi - lo) and hi > lo else None
             cell = fmt_in_unit(m, mean, half)
             row.append(f'<span style="white-space:nowrap">{cell}</span>')

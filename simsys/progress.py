@@ -17,7 +17,7 @@ from typing import Any
 
 from .formatting import fmt_number, sim_time
 
-__all__ = ["SimTimeBar", "in_notebook", "tqdm_class"]
+__all__ = ["RunsBar", "SimTimeBar", "in_notebook", "interactive", "tqdm_class"]
 
 
 def in_notebook() -> bool:
@@ -85,3 +85,53 @@ class SimTimeBar:
 
     def close(self) -> None:
         self.bar.close()
+
+
+class RunsBar:
+    """Progress of many runs (sweeps, comparisons): a bar on stderr or a widget (runs done,
+    failures, time left), or a callback ``(done, total, failed)``."""
+
+    def __init__(self, progress: Any, total: int, done: int, failed: int, desc: str = "sweep"):
+        self.callback = progress if callable(progress) and progress is not True else None
+        self.done, self.failed, self.total = done, failed, total
+        self.bar = None
+        show = progress is True or (progress is None and interactive())
+        if show:
+            tqdm = tqdm_class()
+            self.bar = tqdm(total=total, initial=done, unit="run", desc=desc, file=sys.stderr,
+                            dynamic_ncols=True, smoothing=0.1)
+            self.bar.set_postfix(failed=failed, refresh=False)
+
+    def update(self, total: int, ok: bool) -> None:
+        self.done += 1
+        self.failed += not ok
+        if self.bar is not None:
+            if total != self.total:
+                self.bar.total = total
+            if not ok:
+                self.bar.set_postfix(failed=self.failed, refresh=False)
+            self.bar.update(1)
+        self.total = total
+        if self.callback is not None:
+            self.callback(self.done, total, self.failed)
+
+    def say(self, message: str) -> None:
+        """A note for the user on stderr, above the bar when there is one."""
+        if self.bar is not None:
+            self.bar.write(f"simsys: {message}", file=sys.stderr)
+        else:
+            print(f"simsys: {message}", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def interactive() -> bool:
+    """Whether to show a bar unasked: in Jupyter, or when stderr is a terminal."""
+    if in_notebook():
+        return True
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False

@@ -104,7 +104,8 @@ class NotAReportDirectory(SimsysError):
 
 
 def kind_of(directory: str | Path) -> str:
-    """``"run"`` or ``"sweep"``; raises :class:`NotAReportDirectory` for anything else."""
+    """``"run"``, ``"sweep"`` or ``"comparison"`` (a sweep over variants, ``simsys compare
+    --out``); raises :class:`NotAReportDirectory` for anything else."""
     d = Path(directory)
     if not d.exists():
         raise NotAReportDirectory(f"{d}: no such directory")
@@ -113,11 +114,19 @@ def kind_of(directory: str | Path) -> str:
     if (d / "summary.json").is_file():
         return "run"
     if (d / "sweep.json").is_file():
-        return "sweep"
+        return "comparison" if _has_variants(d / "sweep.json") else "sweep"
     raise NotAReportDirectory(
         f"{d}: neither a run directory (no summary.json; write one with "
         f"`simsys run SCENARIO --out DIR`) nor a sweep directory (no sweep.json; write one with "
         f"`simsys sweep SCENARIO --grid ... --out DIR`)")
+
+
+def _has_variants(meta_file: Path) -> bool:
+    try:
+        meta = json.loads(meta_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False  # the sweep reader says what is wrong with it
+    return isinstance(meta, dict) and bool(meta.get("variants"))
 
 
 def build_report(directory: str | Path, output: str | Path | None = None) -> Path:
@@ -126,7 +135,8 @@ def build_report(directory: str | Path, output: str | Path | None = None) -> Pat
     Parameters
     ----------
     directory
-        A run directory (``summary.json``) or a sweep directory (``sweep.json``).
+        A run directory (``summary.json``), a sweep directory (``sweep.json``) or a
+        comparison directory (``simsys compare --out``: a sweep over variants).
     output
         Where to write the page; default ``directory/report.html``.
 
@@ -139,7 +149,7 @@ def build_report(directory: str | Path, output: str | Path | None = None) -> Pat
     kind = kind_of(d)
     target = Path(output) if output is not None else d / REPORT_NAME
     try:
-        page = _run_page(d) if kind == "run" else _sweep_page(d)
+        page = {"run": _run_page, "sweep": _sweep_page, "comparison": _comparison_page}[kind](d)
         page = page.replace(FILES_BASE, _e(_link_base(d, target)))
     except (TypeError, KeyError, ValueError, AttributeError, IndexError) as exc:
         # Files edited or damaged by hand: a user's input, not a bug of the report (which
@@ -404,7 +414,7 @@ def _sweep_page(d: Path) -> str:
     import itertools
 
     from .plot.style import detached
-    from .sweep import load_sweep
+    from .sweeping import load_sweep
 
     sw = load_sweep(d)
     meta = getattr(sw, "meta", {}) or {}
@@ -478,6 +488,42 @@ def _sweep_page(d: Path) -> str:
                 + (f" ({fmt_count(failed)} failed)" if failed else "")
                 + f" · from <code>{_e(d.resolve().name)}/</code>")
     return _page(f"simsys sweep report — {name}", subtitle, sections)
+
+
+def _comparison_page(d: Path) -> str:
+    from .comparing import load_comparison
+    from .plot.style import detached
+
+    c = load_comparison(d)
+    runs, failed = c.runs, c.failures
+    overview = [
+        ["variants", _e(", ".join(c.variants)) + f" (the first, {_e(c.variants[0])}, is the baseline)"],
+        ["replications per variant", fmt_count(c.replications)],
+        ["runs", fmt_count(len(runs))],
+        ["failed runs", fmt_count(len(failed))],
+        ["base seed", _e(c.base_seed)],
+        ["status", _e(c.sweep.meta.get("status", "–") if c.sweep is not None else "–")],
+    ]
+    sections: list[tuple[str, str, str]] = [("overview", "Overview", _table(["", ""], overview, 2))]
+    if len(runs) > len(failed):
+        sections.append(("table", "Results", _box(c.to_html())))
+        with detached():
+            png = _png(c.plot.dashboard())
+        sections.append(("plots", "Plots", _figure(
+            png, "side by side", "Means over replications with their confidence intervals; "
+            "latency distributions pooled over replications.")))
+    if len(failed):
+        rows = [[_e(r["variant"]), _e(r["replication"]), _e(r.get("error") or "")]
+                for r in failed.head(100).to_dict("records")]
+        sections.append(("failures", "Failed runs", _table(["variant", "replication", "error"], rows, 3)))
+    for name, scenario in (c.sweep.meta.get("variants") or {}).items() if c.sweep is not None else ():
+        sections.append((f"scenario-{_e(name)}", f"Scenario {_e(name)}", _box(scenario_html(scenario))))
+    sections.append(("files", "Files", _files_html(d)))
+    title = " vs ".join(c.variants)
+    subtitle = (f"Comparison of <b>{_e(title)}</b> · {fmt_count(len(runs))} runs"
+                + (f" ({fmt_count(len(failed))} failed)" if len(failed) else "")
+                + f" · from <code>{_e(d.resolve().name)}/</code>")
+    return _page(f"simsys comparison report — {title}", subtitle, sections)
 
 
 def with_grid(scenario: Mapping[str, Any], points: list[Mapping[str, Any]]) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from stats import assert_all_in_ci, assert_rejected, assert_theory_in_ci, replic
 
 import simsys
 from simsys.cli import cli
-from simsys.compare import compare
+from simsys.comparing import compare
 from simsys.sim.engine import Streams
 from simsys.spec.app import ComponentWork, app_graph, deployment, expand, named_rng
 

@@ -15,7 +15,7 @@ from scipy import stats as st
 
 import simsys
 from simsys.cli import cli
-from simsys.compare import DEFAULT_METRICS, Comparison, compare, figures, replication_seed
+from simsys.comparing import DEFAULT_METRICS, Comparison, compare, figures, replication_seed
 
 matplotlib.use("Agg")
 
@@ -42,7 +42,7 @@ def two() -> Comparison:
 def test_runs_one_row_per_variant_and_replication_with_shared_seeds(two):
     runs = two.runs
     assert len(runs) == 10
-    assert list(runs.columns[:4]) == ["variant", "replication", "seed", "wall_time"]
+    assert list(runs.columns[:6]) == ["variant", "replication", "seed", "status", "error", "wall_time"]
     assert list(runs["variant"].cat.categories) == ["base", "slower"]
     seeds = runs.pivot(index="replication", columns="variant", values="seed")
     assert (seeds["base"] == seeds["slower"]).all()
@@ -51,10 +51,11 @@ def test_runs_one_row_per_variant_and_replication_with_shared_seeds(two):
 
 
 def test_seeds_are_the_sweeps():
-    import sys
+    from simsys import sweeping
 
-    sweep_module = sys.modules[simsys.sweep.__module__]  # the module behind simsys.sweep
-    assert all(replication_seed(7, r) == sweep_module.replication_seed(7, r) for r in range(4))
+    assert replication_seed is sweeping.replication_seed  # one function, not a copy
+    c = compare({"a": WEB, "b": WEB}, replications=3, seed=7, jobs=1)
+    assert list(c.runs["seed"]) == [sweeping.replication_seed(7, r) for r in range(3)] * 2
 
 
 def test_table_shape(two):
@@ -206,7 +207,7 @@ def test_cli_compare_json(files):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["-m", "latency.p42"], "--metric: no figure 'latency.p42'"),
+    (["-m", "latency.p42"], "'latency.p42' is not a figure of the run summary"),
     (["--name", "only-one"], "--name: expected one --name per scenario (2), got 1"),
     (["--set", "services.web.workers=0"], "services.web.workers: expected a whole number ≥ 1"),
 ])
@@ -219,8 +220,8 @@ def test_cli_compare_bad_input_exits_2(files, args, message):
 def test_cli_compare_writes_out(files):
     r = CliRunner().invoke(cli, ["compare", "fast.yaml", "slow.yaml", "-r", "2", "--out", "o"])
     assert r.exit_code == 0, r.output
-    assert {p.name for p in (files / "o").iterdir()} == {"runs.parquet", "comparison.json",
-                                                         "comparison.png"}
+    assert {p.name for p in (files / "o").iterdir()} == {
+        "sweep.json", "runs", "runs.parquet", "table.parquet", "comparison.json", "comparison.png"}
     runs = pd.read_parquet(files / "o" / "runs.parquet")
     assert len(runs) == 4 and set(runs["variant"]) == {"fast", "slow"}
 

@@ -125,7 +125,7 @@ def test_doctests():
 
 
 def test_display_does_not_import_matplotlib():
-    code = ("import sys, simsys.display as d, simsys.plot.stats; "
+    code = ("import sys, simsys.display as d, simsys.stats; "
             "print('matplotlib' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

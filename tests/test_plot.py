@@ -263,7 +263,7 @@ def test_sweep_metric_needs_other_keys_fixed():
 
 
 def test_real_sweep_plot(tmp_path):
-    from simsys.sweep import sweep
+    from simsys.sweeping import sweep
 
     tiny = {"name": "tiny", "duration": "20s",
             "services": {"web": {"workers": 2,

@@ -154,7 +154,7 @@ def test_report_of_an_experiment_with_incidents(tmp_path):
 
 
 def test_report_of_a_sweep(tmp_path):
-    from simsys.sweep import sweep
+    from simsys.sweeping import sweep
 
     tiny = {"name": "tiny", "duration": "20s",
             "services": {"web": {"workers": 2,
@@ -173,7 +173,7 @@ def test_report_of_a_sweep(tmp_path):
 
 def test_report_of_a_sweep_from_its_parts_alone(tmp_path):
     """Only sweep.json and runs/part-*.parquet (a sweep killed before it wrote runs.parquet)."""
-    from simsys.sweep import sweep
+    from simsys.sweeping import sweep
 
     tiny = {"name": "tiny", "duration": "10s",
             "services": {"web": {"service_time": "5ms"}},

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import sys
 import time
 
 import numpy as np
@@ -18,19 +17,12 @@ import pytest
 from click.testing import CliRunner
 
 import simsys
+import simsys.sweeping.worker as sweep_module
 from simsys import ScenarioError
-from simsys.cli_sweep import sweep as sweep_cmd
+from simsys.cli import cli
 from simsys.result import flatten
-from simsys.sweep import (
-    Sweep,
-    load_sweep,
-    precise_enough,
-    replication_seed,
-    sweep,
-    t_quantile,
-)
-
-sweep_module = sys.modules["simsys.sweep"]  # `simsys.sweep` is the function once imported
+from simsys.stats import precise_enough, t_quantile
+from simsys.sweeping import Sweep, load_sweep, replication_seed, sweep
 
 TINY = {
     "duration": "200s",
@@ -173,7 +165,7 @@ def test_bad_grid_is_a_scenario_error_naming_the_key_before_any_run(grid, named,
     def no_runs(task):
         raise AssertionError("no run may start")
 
-    monkeypatch.setattr(sweep_module, "_simulate", no_runs)
+    monkeypatch.setattr(sweep_module, "simulate", no_runs)
     with pytest.raises(ScenarioError) as info:
         sweep(tiny(), grid, replications=2, jobs=1, progress=False)
     assert named in str(info.value)
@@ -196,10 +188,10 @@ def test_cli_bad_grid_exits_2_with_the_problem_and_no_traceback(tmp_path):
         (["--grid", "services.web.workerz=1,2"], "services.web.workerz: unknown key"),
         (["--grid", "services.web.workers=1,-2"], "services.web.workers: expected a whole number ≥ 1"),
         (["--grid", "services.web.workers"], "expected key.path=value1,value2"),
-        (["--precision", "5%"], "--precision needs --metric"),
-        (["--jobs", "2", "--scheduler", "tcp://127.0.0.1:1"], "--jobs or --scheduler"),
+        (["--precision", "5%"], "precision needs a metric"),
+        (["--jobs", "2", "--scheduler", "tcp://127.0.0.1:1"], "at most one of jobs, scheduler"),
     ]:
-        res = runner.invoke(sweep_cmd, [str(scenario), "-r", "2", *args])
+        res = runner.invoke(cli, ["sweep", str(scenario), "-r", "2", *args])
         assert res.exit_code == 2, (args, res.output)
         assert named in res.output
         assert "Traceback" not in res.output
@@ -209,7 +201,7 @@ def test_cli_unreachable_scheduler_exits_2_within_10_s(tmp_path):
     scenario = tmp_path / "tiny.yaml"
     scenario.write_text(json.dumps(tiny()))
     started = time.monotonic()
-    res = CliRunner().invoke(sweep_cmd, [str(scenario), "-r", "2", "--scheduler", "tcp://127.0.0.1:9"])
+    res = CliRunner().invoke(cli, ["sweep", str(scenario), "-r", "2", "--scheduler", "tcp://127.0.0.1:9"])
     assert time.monotonic() - started < 10
     assert res.exit_code == 2
     assert "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in res.output
@@ -220,7 +212,7 @@ def test_cli_prints_the_table_and_saves(tmp_path):
     scenario = tmp_path / "tiny.yaml"
     scenario.write_text(json.dumps(tiny()))
     out = tmp_path / "out"
-    res = CliRunner().invoke(sweep_cmd, [str(scenario), "--grid", "services.web.workers=1,2", "-r", "3",
+    res = CliRunner().invoke(cli, ["sweep", str(scenario), "--grid", "services.web.workers=1,2", "-r", "3",
                                          "--jobs", "1", "--metric", "latency.p99", "--out", str(out)])
     assert res.exit_code == 0, res.output
     assert "latency.p99" in res.output and "6 runs, 6 ok, 0 failed" in res.output
@@ -229,14 +221,14 @@ def test_cli_prints_the_table_and_saves(tmp_path):
 
 # -- failures ---------------------------------------------------------------------------------
 def test_a_run_that_raises_becomes_an_error_row_and_the_rest_complete(monkeypatch, tmp_path):
-    real = sweep_module._simulate
+    real = sweep_module.simulate
 
     def flaky(task):
         if task["replication"] == 1 and task["overrides"] == {"services.web.workers": 2}:
             raise RuntimeError("injected fault")
         return real(task)
 
-    monkeypatch.setattr(sweep_module, "_simulate", flaky)
+    monkeypatch.setattr(sweep_module, "simulate", flaky)
     sw = sweep(tiny(), {"services.web.workers": [1, 2]}, replications=3, jobs=1, out=tmp_path / "o",
                progress=False)
     bad = sw.runs[sw.runs["status"] == "error"]
@@ -249,7 +241,7 @@ def test_a_run_that_raises_becomes_an_error_row_and_the_rest_complete(monkeypatc
     saved = load_sweep(tmp_path / "o")
     assert saved.runs["status"].tolist().count("error") == 1
     # a rerun keeps the error row; retry_errors runs it again
-    monkeypatch.setattr(sweep_module, "_simulate", real)
+    monkeypatch.setattr(sweep_module, "simulate", real)
     again = sweep(tiny(), {"services.web.workers": [1, 2]}, replications=3, jobs=1, out=tmp_path / "o",
                   progress=False)
     assert again.runs["status"].tolist().count("error") == 1
@@ -326,13 +318,13 @@ def test_out_directory_records_the_sweep_and_resumes(tmp_path, monkeypatch):
     parts = sorted((out / "runs").glob("part-*.parquet"))
     assert parts and sum(len(pd.read_parquet(p)) for p in parts) == 4
     # more replications: only the new ones run
-    real, calls = sweep_module._simulate, []
+    real, calls = sweep_module.simulate, []
 
     def counting(task):
         calls.append((task["overrides"]["services.web.workers"], task["replication"]))
         return real(task)
 
-    monkeypatch.setattr(sweep_module, "_simulate", counting)
+    monkeypatch.setattr(sweep_module, "simulate", counting)
     (out / "runs" / "part-x.parquet.tmp").write_bytes(b"half a file")  # left by a killed sweep
     more = sweep(tiny(), grid, replications=4, jobs=1, out=out, seed=3, progress=False)
     assert sorted(calls) == [(w, r) for w in (1, 2) for r in (2, 3)]
@@ -378,7 +370,8 @@ def test_collect_adds_figures_from_the_result():
 
 
 def test_cli_grid_values_are_yaml():
-    from simsys.cli_sweep import _grid_values, _precision
+    from simsys.cli_sweep import _grid_values
+    from simsys.cli_sweep import parse_precision as _precision
 
     assert _grid_values("services.web.workers=1,2, 3") == ("services.web.workers", [1, 2, 3])
     assert _grid_values("a.b=5min,10min") == ("a.b", ["5min", "10min"])

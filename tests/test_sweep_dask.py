@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from simsys.sweep import sweep
+from simsys.sweeping import sweep
 
 distributed = pytest.importorskip("distributed")
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from simsys.sweep import load_sweep, sweep
+from simsys.sweeping import load_sweep, sweep
 
 SIMSYS = Path(sys.executable).parent / "simsys"
 TINY = {"name": "tiny", "duration": "20s",
@@ -73,7 +73,7 @@ def test_run_timeout_on_dask_threads():
 
 def test_dask_says_when_no_worker_is_there_and_goes_on_when_one_comes(monkeypatch, capfd):
     distributed = pytest.importorskip("distributed")
-    sweep_module = sys.modules["simsys.sweep"]  # the module; simsys.sweep is the function
+    import simsys.sweeping.executors as sweep_module
     monkeypatch.setattr(sweep_module, "NO_WORKERS_WARNING", 1.0)
     with distributed.LocalCluster(n_workers=0, processes=False, dashboard_address=":0") as cluster, \
             distributed.Client(cluster, set_as_default=False) as client:

@@ -1,6 +1,6 @@
 """Sweeps as processes: killed halfway they lose nothing and resume; the parent stays small.
 
-``simsys sweep`` runs in a subprocess (``python -m simsys.cli_sweep``, the same command the
+``simsys sweep`` runs in a subprocess (``python -m simsys sweep``, the same command the
 ``simsys`` group registers) and is stopped with SIGINT or SIGKILL once a few part files exist.
 """
 
@@ -17,7 +17,7 @@ import pandas as pd
 import psutil
 import pytest
 
-from simsys.sweep import load_sweep, sweep
+from simsys.sweeping import load_sweep, sweep
 
 SCENARIO = {
     "duration": "200s",
@@ -36,7 +36,7 @@ def clean():
 
 
 def command(scenario, out) -> list[str]:
-    return [sys.executable, "-m", "simsys.cli_sweep", str(scenario),
+    return [sys.executable, "-m", "simsys", "sweep", str(scenario),
             "--grid", "services.web.workers=1,2,3", "--replications", str(REPLICATIONS),
             "--jobs", "2", "--out", str(out), "--flush-every", "0.1", "--no-progress"]
 
@@ -94,7 +94,7 @@ def test_a_killed_sweep_leaves_readable_parts_and_the_rerun_completes_it(sig, cl
 MEMORY = textwrap.dedent(
     """
     import resource
-    from simsys.sweep import sweep
+    from simsys.sweeping import sweep
 
     TINY = {"duration": "1s",
             "services": {"web": {"workers": 2,

@@ -4,7 +4,7 @@ the Axes it drew on (``dashboard``: the Figure). Nothing here calls ``plt.show()
 >>> import simsys.plot as sp                                    # doctest: +SKIP
 >>> sp.latency_cdf(result); sp.topology(simsys.build_graph("scenarios/checkout.yaml"))  # doctest: +SKIP
 
-matplotlib is imported on first use of a plotting name, so ``simsys.plot.stats`` and
+matplotlib is imported on first use of a plotting name, so ``import simsys.plot`` and
 :mod:`simsys.display` stay light.
 """
 

@@ -17,8 +17,8 @@ from matplotlib.figure import Figure
 
 from ..display import grid_keys as _grid_keys
 from ..formatting import metric_label
+from ..stats import mean_interval
 from . import style as st
-from .stats import mean_ci
 from .style import style
 
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
@@ -30,7 +30,7 @@ class SweepPlots:
     Parameters
     ----------
     sweep
-        A :class:`~simsys.sweep.Sweep`, or its ``runs`` DataFrame.
+        A :class:`~simsys.Sweep`, or its ``runs`` DataFrame.
     confidence
         Of the t intervals drawn as bands.
 
@@ -108,8 +108,9 @@ class SweepPlots:
         groups = data.groupby(keys, sort=True, dropna=False) if keys else [((), data)]
         for values, g in groups:
             values = values if isinstance(values, tuple) else (values,)
-            mean, lo, hi = mean_ci(pd.to_numeric(g[metric], errors="coerce").to_numpy(float),
-                                   self.confidence)
+            i = mean_interval(pd.to_numeric(g[metric], errors="coerce").to_numpy(float),
+                              self.confidence)
+            mean, lo, hi = i.mean, i.low, i.high
             n = int(pd.to_numeric(g[metric], errors="coerce").notna().sum())
             rows.append({**dict(zip(keys, values, strict=True)), "n": n, "mean": mean,
                          "ci_low": lo, "ci_high": hi})
