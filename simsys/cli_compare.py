@@ -46,11 +46,13 @@ from .cli_sweep import report_failures
 @click.option("--retry-errors", is_flag=True, help="When resuming, run failed runs again.")
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar on stderr (default: when stderr is a terminal).")
+@click.option("--flush-every", type=float, default=2.0, hidden=True)
 def compare(scenarios: tuple[str, ...], replications: int, seed: int | None,
             metrics: tuple[str, ...], names: tuple[str, ...], overrides: tuple[str, ...],
             confidence: float, as_json: bool, out: str | None, jobs: int | None,
             scheduler: str | None, precision: str | None, max_replications: int | None,
-            run_timeout: float | None, retry_errors: bool, progress: bool | None) -> None:
+            run_timeout: float | None, retry_errors: bool, progress: bool | None,
+            flush_every: float) -> None:
     """Run SCENARIOS side by side over the same seeds and compare them.
 
     Each scenario runs --replications times; replication r uses the same seed in every
@@ -83,7 +85,7 @@ def compare(scenarios: tuple[str, ...], replications: int, seed: int | None,
         progress=progress, jobs=jobs, scheduler=scheduler, out=out,
         precision=parse_precision(precision), metric=metrics[0] if precision and metrics else None,
         max_replications=max_replications, run_timeout=run_timeout, retry_errors=retry_errors,
-        metrics=list(metrics) or None,
+        metrics=list(metrics) or None, flush_every=flush_every,
     )
     if as_json:
         import json

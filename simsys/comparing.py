@@ -454,6 +454,7 @@ def compare(
     run_timeout: float | None = None,
     retry_errors: bool = False,
     metrics: Sequence[str] | str | None = None,
+    flush_every: float = 2.0,
 ) -> Comparison:
     """Run each variant ``replications`` times over the same seeds and compare them.
 
@@ -496,6 +497,8 @@ def compare(
     metrics
         The figures :meth:`Comparison.table`, ``to_text`` and ``to_dict`` show by default
         (default :data:`DEFAULT_METRICS`); checked before any run, like ``metric``.
+    flush_every
+        Seconds at most between two part files in ``out`` while runs finish.
 
     Raises
     ------
@@ -532,7 +535,7 @@ def compare(
             progress(done, total)
     sw = run_design(design, stopping, base_seed, jobs=jobs, scheduler=scheduler,
                     executor=executor, out=out, retry_errors=retry_errors, progress=tick,
-                    collect=run_figures, run_timeout=run_timeout)
+                    collect=run_figures, run_timeout=run_timeout, flush_every=flush_every)
     result = Comparison.from_sweep(sw, confidence)
     result.shown = shown or None
     if out is not None:

@@ -247,3 +247,33 @@ def test_plots(two):
     fig = p.dashboard()
     assert isinstance(fig, Figure) and len(fig.axes) == 6
     plt.close("all")
+
+
+def test_cli_compare_jobs_2_is_jobs_1_and_its_directory_makes_a_report(files):
+    one = CliRunner().invoke(cli, ["compare", "fast.yaml", "slow.yaml", "-r", "3", "--jobs", "1"])
+    two = CliRunner().invoke(cli, ["compare", "fast.yaml", "slow.yaml", "-r", "3", "--jobs", "2",
+                                   "--out", "o2"])
+    assert one.exit_code == two.exit_code == 0, (one.output, two.output)
+    assert one.stdout == two.stdout  # the same table, whichever executor ran it
+    report = CliRunner().invoke(cli, ["report", "o2"])
+    assert report.exit_code == 0, report.output
+    page = (files / "o2" / "report.html").read_text(encoding="utf-8")
+    assert "Comparison of <b>fast vs slow</b>" in page and "Scenario slow" in page
+    for cell in two.stdout.splitlines()[1].split("  "):  # the report shows the table's cells
+        assert cell.strip() in page
+    from simsys.report import kind_of
+
+    assert kind_of(files / "o2") == "comparison"
+
+
+def test_every_run_failing_is_a_verdict_not_a_crash(files, monkeypatch):
+    import simsys.sweeping.worker as worker
+
+    def broken(task):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(worker, "simulate", broken)
+    c = compare(["fast.yaml", "slow.yaml"], 2, jobs=1)
+    assert len(c.failures) == 4 and set(c.failures["error"]) == {"RuntimeError: boom"}
+    r = CliRunner().invoke(cli, ["compare", "fast.yaml", "slow.yaml", "-r", "2", "--jobs", "1"])
+    assert r.exit_code == 3 and "every one of the 4 runs failed" in r.stderr

@@ -104,3 +104,19 @@ def test_in_process_local_cluster_agrees(local):
             distributed.Client(cluster, set_as_default=False) as client:
         threaded = sweep(TINY, GRID, REPLICATIONS, executor=client.get_executor(), progress=False)
     same(local, threaded)
+
+
+def test_compare_on_a_dask_cluster_agrees_with_jobs_1(scheduler, tmp_path):
+    """``simsys compare --scheduler`` (a comparison is a sweep over the variant axis)."""
+    from simsys.comparing import compare
+
+    address, _ = scheduler
+    a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    a.write_text(json.dumps(TINY))
+    b.write_text(json.dumps({**TINY, "services": {"web": {**TINY["services"]["web"], "workers": 1}}}))
+    proc = subprocess.run([sys.executable, "-m", "simsys", "compare", str(a), str(b), "-r", "3",
+                           "--scheduler", address, "--json", "--no-progress"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    here = compare([str(a), str(b)], 3, jobs=1, progress=False)
+    assert json.loads(proc.stdout) == json.loads(json.dumps(here.to_dict()))

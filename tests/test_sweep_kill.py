@@ -131,3 +131,36 @@ def test_a_thousand_runs_keep_the_parent_under_300_mb(tmp_path):
     assert proc.returncode == 0, proc.stderr
     peak_mb = int(proc.stdout.split()[-1]) / 1024  # KiB
     assert peak_mb < 300, f"parent peak memory {peak_mb:.0f} MB"
+
+
+def test_a_killed_comparison_resumes_to_the_same_result(tmp_path):
+    """``simsys compare`` runs on the sweep engine: SIGKILLed halfway, the same command again
+    finishes it, and the result is the uninterrupted comparison's, bit for bit."""
+    from simsys.comparing import compare, load_comparison
+
+    a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    a.write_text(json.dumps(SCENARIO))
+    b.write_text(json.dumps({**SCENARIO, "services": {"web": {**SCENARIO["services"]["web"], "workers": 3}}}))
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "simsys", "compare", str(a), str(b), "-r", str(REPLICATIONS),
+           "--jobs", "2", "--out", str(out), "--flush-every", "0.1", "--no-progress"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        while len(parts(out)) < 2 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert proc.poll() is None, ("finished before it could be killed", proc.communicate())
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    partial = load_comparison(out)
+    assert 0 < len(partial.runs) < 2 * REPLICATIONS
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    done = load_comparison(out)
+    reference = compare([str(a), str(b)], REPLICATIONS, jobs=2, progress=False)
+    pd.testing.assert_frame_equal(done.runs.drop(columns="wall_time"),
+                                  reference.runs.drop(columns="wall_time"), check_exact=True)
+    assert done.to_text() == reference.to_text()
