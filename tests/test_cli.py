@@ -108,7 +108,7 @@ def test_cli_module_imports_only_click_at_load():
             top.add((node.module or "").split(".")[0] if node.level == 0 else
                     "." * node.level + (node.module or ""))
     # .formatting: the standard-library-only module that says how numbers are shown
-    assert top <= {"__future__", "click", "math", "os", "sys", "time", "collections", "typing",
+    assert top <= {"__future__", "click", "contextlib", "math", "os", "sys", "time", "collections", "typing",
                    ".formatting"}
     formatting = ast.parse(Path(cli_module.__file__).with_name("formatting.py").read_text())
     assert not [n for n in formatting.body if isinstance(n, ast.ImportFrom) and n.level]

@@ -280,8 +280,8 @@ def run_design(
         completed = True
     except KeyboardInterrupt as exc:
         if directory is not None:
-            exc.add_note(f"the finished runs are saved in {directory}: run the same command (or call) "
-                         "again to finish")
+            exc.add_note(f"the finished runs are saved in {directory}: run the same command again "
+                         "to finish")
         raise
     finally:
         writer.flush()
