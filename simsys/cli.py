@@ -301,8 +301,7 @@ def run(scenario: str, seed: int | None, overrides: tuple[str, ...], out_dir: st
 
         click.echo(json.dumps(_json_ready(summary), indent=2, allow_nan=False))
     else:
-        click.echo(format_summary(summary, wall_time=getattr(result, "wall_time", None),
-                                  recovery_defaults="recovery" not in spec.model_fields_set))
+        click.echo(format_summary(summary, wall_time=getattr(result, "wall_time", None)))
     if out_dir is not None:
         from .output import save_run
 
@@ -367,12 +366,9 @@ def _table(header: list[str], rows: list[list[str]], indent: str = "  ") -> list
     return lines
 
 
-def format_summary(s: dict[str, Any], wall_time: float | None = None,
-                   recovery_defaults: bool = False) -> str:
-    """The summary as a plain-text table: ms for latency, MB (10⁶ bytes) for memory.
-
-    ``recovery_defaults``: the scenario has no ``recovery:`` block; with incidents, the line
-    says the defaults (detected and restarted at once) made MTTD and MTTR what they are."""
+def format_summary(s: dict[str, Any], wall_time: float | None = None) -> str:
+    """The summary as a plain-text table: ms for latency, MB (10⁶ bytes) for memory; the notes
+    of :func:`simsys.run_analysis.describe` (intervals, warm-up, recovery defaults) under it."""
     duration, warmup = s.get("duration", 0.0), s.get("warmup", 0.0)
     head = f"{s.get('name', 'scenario')}  seed {s.get('seed')}  {fmt_duration(duration)} simulated"
     if warmup:
@@ -401,10 +397,6 @@ def format_summary(s: dict[str, Any], wall_time: float | None = None,
         f"incidents   {inc['count']}    MTTR {fmt_duration(inc['mttr'])}    MTTD {fmt_duration(inc['mttd'])}"
         f"    MTBF {fmt_duration(inc['mtbf'])}",
     ]
-    if recovery_defaults and inc["count"]:
-        lines.append("            no recovery: in the scenario, so its defaults apply: a failure is "
-                     "detected at once and the replica restarted at once (set recovery.detection "
-                     "or recovery.health_check, and recovery.restart)")
     services = s.get("services", {})
     if services:
         rows = [

@@ -173,6 +173,9 @@ def summary_html(result: Any, detail: bool = False) -> str:
             ])
         parts.append(_table(["service", "utilization", "availability", "memory peak", "MTTR"],
                             rows, caption="services"))
+    from .run_analysis import describe  # intervals, warm-up, stop rule, recovery defaults
+
+    parts += [f'<p style="{_MUTED}">{_e(line)}</p>' for line in describe(s)]
     parts.append("</div>")
     return "".join(parts)
 

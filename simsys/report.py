@@ -219,10 +219,7 @@ def _run_page(d: Path) -> str:
     sections: list[tuple[str, str, str]] = []
     if run.journal:
         sections.append(("experiment", "Experiment", journal_html(run.journal)))
-    from .run_analysis import describe  # intervals, automatic warm-up, stop rule, Little's law
-
-    notes = "".join(f"<p>{_e(line)}</p>" for line in describe(s))
-    sections.append(("summary", "Summary", _box(summary_html(s, detail=True) + notes)))
+    sections.append(("summary", "Summary", _box(summary_html(s, detail=True))))  # with its notes
 
     figures = []
     for name in plots_for(run):

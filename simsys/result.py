@@ -380,12 +380,22 @@ class Result:
                 "mttr": _num(ttr.mean()) if len(ttr) else None,
                 "mttd": _num(ttd.mean()) if len(ttd) else None,
                 "mtbf": _num(float(np.diff(starts).mean())) if len(starts) > 1 else None,
+                "recovery": self._recovery_source(),
             },
             "services": services,
             "cost": sum(v["cost"] for v in services.values()),
             "calls": self._call_totals(),
             "websockets": websocket_summary(self),  # simsys.websocket_compare
         }
+
+    def _recovery_source(self) -> str:
+        """``"defaults"`` when the scenario's recovery settings are the defaults (a failure
+        detected at once and its replica restarted at once: MTTR and MTTD near 0), whether
+        written out or left out; else ``"scenario"``."""
+        recovery = self.graph.graph.get("recovery")
+        if recovery is None:
+            return "scenario"
+        return "defaults" if recovery == type(recovery)() else "scenario"
 
     def _stop(self) -> dict[str, Any] | None:
         """The stop rule and how it ended: ``stopped_at`` (seconds), ``reached`` (False: it ran

@@ -149,10 +149,19 @@ def run_checks(records: Any, G: Any, t0: float, t1: float, start: np.ndarray, en
 
 
 # -- in words ---------------------------------------------------------------------------------
+RECOVERY_DEFAULTS = (
+    "no recovery: in the scenario, so its defaults apply: a failure is detected at once and the "
+    "replica restarted at once (set recovery.detection or recovery.health_check, and "
+    "recovery.restart)")
+
+
 def describe(s: dict[str, Any]) -> list[str]:
     """Plain-text lines on a summary's output analysis (for the CLI table and the report):
     the intervals, the automatic warm-up, the stop rule, Little's law when it disagrees."""
     out: list[str] = []
+    inc = s.get("incidents") or {}
+    if inc.get("count") and inc.get("recovery") == "defaults":
+        out.append(RECOVERY_DEFAULTS)
     iv = s.get("intervals") or {}
     lat = iv.get("latency") or {}
 

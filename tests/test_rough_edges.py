@@ -160,10 +160,16 @@ def test_chaos_without_recovery_says_the_defaults_apply(tmp_path):
     r = CliRunner().invoke(cli, ["run", str(path), "--seed", "1"])
     assert r.exit_code == 0, r.output
     assert re.search(r"MTTR 0 s\s+MTTD 0 s", r.output)
-    assert "recovery defaults" in r.output or "its defaults apply" in r.output
+    assert "its defaults apply" in r.output
+    out = tmp_path / "out"
+    assert CliRunner().invoke(cli, ["run", str(path), "--seed", "1", "--out", str(out)]).exit_code == 0
+    assert CliRunner().invoke(cli, ["report", str(out)]).exit_code == 0
+    assert "its defaults apply" in (out / "report.html").read_text(encoding="utf-8")  # the HTML too
+    assert "its defaults apply" in simsys.run(str(path), seed=1)._repr_html_()       # and Jupyter
     path.write_text(_yaml({**CHAOS, "recovery": {"detection": "5s", "restart": "10s"}}))
     r = CliRunner().invoke(cli, ["run", str(path), "--seed", "1"])
     assert r.exit_code == 0 and "defaults apply" not in r.output
+    assert "defaults apply" not in simsys.run(str(path), seed=1)._repr_html_()
 
 
 # -- the report -------------------------------------------------------------------------------------
