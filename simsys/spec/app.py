@@ -73,16 +73,16 @@ from pydantic import Field, ValidationError, model_validator
 
 from ..errors import Problem, ScenarioError
 from .chaos import Failures
-from .distributions import Constant, Distribution, NonNegDuration, _Dist, batched
-from .model import Call, CallStep, Memory, Parallel, Service, _find_cycle, flat_calls
+from .distributions import Constant, DistBase, Distribution, NonNegDuration, batched
+from .model import Call, CallStep, Memory, Parallel, Service, find_cycle, flat_calls
 from .model_base import CLIENT, Size, Strict
+from .problems import Loc, Problems
 
 if TYPE_CHECKING:
     import networkx as nx
 
     from .model import Scenario
 
-Loc = tuple[Any, ...]
 
 # A compiled service time is not one of the distributions a file may write, so pydantic warns
 # when a Scenario holding one is dumped (to --out, to a report, or by load(scenario,
@@ -275,7 +275,7 @@ def tree_sampler(node: Node, works: Mapping[str, Callable[[], float]],
     return sample
 
 
-class ComponentWork(_Dist):
+class ComponentWork(DistBase):
     """The work one visit to a deployed service does on its worker: the entry component's,
     then (in call order, each call taken with its probability) ``in_process_call`` plus the
     work of each component it calls in-process, recursively; plus ``2 × serialization``.
@@ -477,7 +477,7 @@ def _leaves(app: dict[str, Component], comp: str, members: set[str]) -> str | No
     return None
 
 
-def _check_fan_outs(app: dict[str, Component], plan: Deployment, problems: _Problems) -> None:
+def _check_fan_outs(app: dict[str, Component], plan: Deployment, problems: Problems) -> None:
     """A fan-out must be all in-process (threads of one worker, doing local work only) or all
     remote in the deployment: the simulator does not mix the two."""
     for name, comp in app.items():
@@ -525,42 +525,11 @@ class Deployment:
         return name if name in self.services else None
 
 
-class _Problems:
-    def __init__(self, data: Mapping[str, Any], source: str | None, positions: Mapping[Loc, Any]):
-        self.data = data
-        self.source = source
-        self.positions = positions
-        self.items: list[Problem] = []
-
-    def add(self, loc: Loc, message: str) -> None:
-        from .load import _dotted, _position
-
-        line, col = _position(loc, "", self.positions)  # type: ignore[arg-type]
-        self.items.append(Problem(_dotted(loc), message, self.source, line, col))
-
-    def pydantic(self, exc: ValidationError, prefix: Loc) -> None:
-        from .load import _clean_loc, _describe, _dotted, _position
-
-        seen = set()
-        for err in exc.errors(include_url=False):
-            loc = _clean_loc((*prefix, *err["loc"]), self.data)
-            message = _describe(err)
-            if (loc, message) in seen:
-                continue
-            seen.add((loc, message))
-            line, col = _position(loc, err["type"], self.positions)  # type: ignore[arg-type]
-            self.items.append(Problem(_dotted(loc), message, self.source, line, col))
-
-    def raise_if_any(self) -> None:
-        if self.items:
-            raise ScenarioError(self.items)
-
-
 def _bad_name(name: str) -> bool:
     return name == CLIENT or "->" in name or not name.strip()
 
 
-def _plan(names: list[str], deploy: Deploy, problems: _Problems) -> dict[str, list[str]]:
+def _plan(names: list[str], deploy: Deploy, problems: Problems) -> dict[str, list[str]]:
     """Deployed service -> members (``names`` are the components), checking the groups."""
     known = ", ".join(names)
     if deploy.style == "monolith":
@@ -656,7 +625,7 @@ def _largest(values: Iterable[int | None]) -> int | None:
 
 
 def _compile_service(name: str, members: list[str], app: dict[str, Component], deploy: Deploy,
-                     plan: Deployment, clients: dict[int, str], problems: _Problems) -> Service:
+                     plan: Deployment, clients: dict[int, str], problems: Problems) -> Service:
     comps = [app[m] for m in members]
     entry = plan.entry[name]
     over = dict(deploy.services.get(name) or {})
@@ -784,7 +753,7 @@ def expand(data: Mapping[str, Any], source: str | None = None,
     """
     if data.get("app") is None and data.get("deploy") is None:  # None: a dumped Scenario's
         return dict(data)
-    problems = _Problems(data, source, positions or {})
+    problems = Problems(data, source, positions or {})
     if data.get("app") is None:
         problems.add(("deploy",), "deploy needs an app: to deploy (app: {component: {...}})")
         problems.raise_if_any()
@@ -882,7 +851,7 @@ def _entered_before(services: Any) -> dict[str, dict[int, str]]:
     return out
 
 
-def _check_app(app: dict[str, Component], names: list[str], problems: _Problems) -> None:
+def _check_app(app: dict[str, Component], names: list[str], problems: Problems) -> None:
     known = ", ".join(names)
     for name in names:
         if _bad_name(name):
@@ -901,18 +870,18 @@ def _check_app(app: dict[str, Component], names: list[str], problems: _Problems)
                              f"{call.service!r} is called twice; call each component once "
                              "(use probability for optional calls)")
             seen.add(call.service)
-    cycle = _find_cycle({n: [c.service for _, c, _ in app[n].flat_calls()] for n in app})
+    cycle = find_cycle({n: [c.service for _, c, _ in app[n].flat_calls()] for n in app})
     if cycle:
         problems.add(("app", cycle[0], "calls"), "calls form a cycle: "
                      + " -> ".join(cycle + [cycle[0]]) + " (a request would wait for itself)")
 
 
 def _check_service_cycles(compiled: dict[str, Service], plan: Deployment,
-                          problems: _Problems) -> None:
+                          problems: Problems) -> None:
     """Components in a call chain a -> b -> c may not be grouped so that services call each
     other back (a and c together, b apart): a visit would hold a worker of its service while
     waiting on a call that needs another worker of the same service."""
-    cycle = _find_cycle({n: [c.service for _, c, _ in svc.flat_calls()]
+    cycle = find_cycle({n: [c.service for _, c, _ in svc.flat_calls()]
                          for n, svc in compiled.items()})
     if cycle:
         path = " -> ".join([*cycle, cycle[0]])
@@ -921,7 +890,7 @@ def _check_service_cycles(compiled: dict[str, Service], plan: Deployment,
                      "components so that calls between services go one way")
 
 
-def _links(links: Any, plan: Deployment, names: str, problems: _Problems) -> Any:
+def _links(links: Any, plan: Deployment, names: str, problems: Problems) -> Any:
     """Link keys naming components name their deployed services; in-process pairs are dropped
     (calls inside a service cross no link)."""
     if not isinstance(links, Mapping):
@@ -1026,7 +995,7 @@ def deployment(spec: Any) -> Deployment | None:
     s = _scenario(spec)
     if s.app is None:
         return None
-    problems = _Problems({}, None, {})
+    problems = Problems({}, None, {})
     services = _plan(list(s.app), s.deploy, problems)
     host = {c: n for n, ms in services.items() for c in ms}
     works = {n: svc.service_time for n, svc in s.services.items()

@@ -49,7 +49,9 @@ def batched(draw: Callable[[int], np.ndarray]) -> Callable[[], float]:
     return itertools.chain.from_iterable(batches).__next__
 
 
-class _Dist(BaseModel):
+class DistBase(BaseModel):
+    """What every distribution of a scenario shares: frozen, no unknown keys, numbers bounded."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -57,7 +59,7 @@ class _Dist(BaseModel):
         number_fields(cls)
 
     @model_validator(mode="after")
-    def _representable(self) -> _Dist:
+    def _representable(self) -> DistBase:
         """Refuse parameters whose mean cannot be represented or whose draws overflow (a
         lognormal with ``sd: 1e300``, a Pareto tail index of ``1e-300``): the run would finish
         with no completed request and a meaningless utilisation."""
@@ -94,12 +96,12 @@ class _Dist(BaseModel):
         """A zero-argument callable returning successive samples (seconds) from ``rng``."""
         return batched(lambda n: self.draw(rng, n))
 
-    def scaled(self, factor: float) -> _Dist:
+    def scaled(self, factor: float) -> DistBase:
         """The same shape of distribution with every value multiplied by ``factor``."""
         return _Scaled(base=self, factor=factor)
 
 
-class Constant(_Dist):
+class Constant(DistBase):
     """Always ``value`` seconds."""
 
     dist: Literal["constant"] = "constant"
@@ -120,7 +122,7 @@ class Constant(_Dist):
         return itertools.repeat(self.value).__next__
 
 
-class Exponential(_Dist):
+class Exponential(DistBase):
     """Memoryless durations with the given ``mean`` (seconds)."""
 
     dist: Literal["exponential"] = "exponential"
@@ -140,7 +142,7 @@ class Exponential(_Dist):
         return rng.standard_exponential(n) * self.mean_
 
 
-class Uniform(_Dist):
+class Uniform(DistBase):
     """Uniform between ``low`` and ``high`` seconds."""
 
     dist: Literal["uniform"] = "uniform"
@@ -173,7 +175,7 @@ def _Phi(x: float) -> float:
     return 0.5 * (1 + math.erf(x / math.sqrt(2)))
 
 
-class Normal(_Dist):
+class Normal(DistBase):
     """Normal with ``mean`` and ``sd`` (seconds), truncated at 0 (negative draws are redrawn).
 
     ``mean`` and ``variance`` report the truncated distribution, which is what the simulation
@@ -213,7 +215,7 @@ class Normal(_Dist):
         return x
 
 
-class Lognormal(_Dist):
+class Lognormal(DistBase):
     """Lognormal whose own ``mean`` and ``sd`` (seconds) are given, not those of its logarithm."""
 
     dist: Literal["lognormal"] = "lognormal"
@@ -239,7 +241,7 @@ class Lognormal(_Dist):
         return rng.lognormal(mu, sigma, n)
 
 
-class Pareto(_Dist):
+class Pareto(DistBase):
     """Pareto (type I): values ≥ ``scale`` seconds, tail index ``shape``; heavy-tailed."""
 
     dist: Literal["pareto"] = "pareto"
@@ -263,7 +265,7 @@ class Pareto(_Dist):
         return (rng.pareto(self.shape, n) + 1.0) * self.scale
 
 
-class Empirical(_Dist):
+class Empirical(DistBase):
     """Draws uniformly from a list of observed ``values`` (seconds)."""
 
     dist: Literal["empirical"] = "empirical"
@@ -281,7 +283,7 @@ class Empirical(_Dist):
         return rng.choice(np.asarray(self.values, dtype=float), n)
 
 
-class _Scaled(_Dist):
+class _Scaled(DistBase):
     """``base`` with every value multiplied by ``factor`` (used for slowdowns)."""
 
     dist: Literal["scaled"] = "scaled"
@@ -305,7 +307,7 @@ DIST_NAMES = ("exponential", "constant", "uniform", "normal", "lognormal", "pare
 
 def _coerce(value: Any) -> Any:
     """A bare duration is a constant; a mapping without ``dist`` is an error that says so."""
-    if isinstance(value, _Dist):
+    if isinstance(value, DistBase):
         return value
     if isinstance(value, dict):
         if "dist" not in value:

@@ -18,18 +18,7 @@ from pydantic import ValidationError
 from ..errors import Problem, ScenarioError, did_you_mean
 from . import limits
 from .model import Scenario, semantic_problems
-
-Loc = tuple[Any, ...]
-Positions = dict[Loc, tuple[int, int]]
-
-# pydantic inserts the tag of a discriminated union into error locations; they are not keys.
-_TAGS = frozenset(
-    {"constant", "exponential", "uniform", "normal", "lognormal", "pareto", "empirical"}
-    | {"poisson", "closed", "websocket", "polling"}
-    | {"crash", "latency", "loss", "partition", "slowdown", "memory_leak"}
-    | {"call", "parallel"}
-    | {"stop_rule"}
-)
+from .problems import Loc, Positions, Problems, dotted, locate
 
 
 def _yaml():
@@ -201,100 +190,7 @@ def _key_path_at(text: str, mark: Any) -> str:
         return None
 
     found = walk(root, ()) if root is not None and mark is not None else None
-    return _dotted(found) if found else ""
-
-
-def _clean_loc(loc: Iterable[Any], data: Any) -> Loc:
-    """Drop the parts of a pydantic location that are not keys of the data (union tags etc.)."""
-    out: list[Any] = []
-    node = data
-    for part in loc:
-        if isinstance(node, Mapping) and part in node:
-            out.append(part)
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
-            out.append(part)
-            node = node[part]
-        elif part in _TAGS or (isinstance(part, str) and part.startswith("function-")):
-            continue
-        elif isinstance(part, str) and part.endswith("]"):
-            continue  # e.g. "list[...]" or "union[...]"
-        elif node is not None and not isinstance(node, Mapping | list):
-            continue  # inside a scalar the model expanded: 5ms → {dist: constant, value: 5ms}
-        else:
-            out.append(part)
-            node = None
-    return tuple(out)
-
-
-def _dotted(loc: Loc) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + str(part)
-    return out
-
-
-def _describe(err: dict[str, Any]) -> str:
-    """Our wording of one pydantic error: what was expected, and what was given."""
-    kind = err["type"]
-    given = err.get("input")
-    ctx = err.get("ctx") or {}
-    got = f", got {given!r}"
-    if kind == "value_error":
-        msg = str(ctx.get("error", err["msg"]))
-        return msg
-    if kind == "extra_forbidden":
-        return "unknown key"
-    if kind == "missing":
-        return "required key is missing"
-    if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
-        op = {"greater_than_equal": "≥", "greater_than": ">", "less_than_equal": "≤", "less_than": "<"}[kind]
-        bound = next(iter(ctx.values())) if ctx else "?"
-        noun = "a whole number" if isinstance(given, int) and not isinstance(given, bool) else "a number"
-        return f"expected {noun} {op} {bound}{got}"
-    if kind in ("int_type", "int_parsing", "int_from_float"):
-        return f"expected a whole number{got}"
-    if kind in ("float_type", "float_parsing"):
-        return f"expected a number{got}"
-    if kind in ("string_type",):
-        return f"expected text{got}"
-    if kind in ("bool_type", "bool_parsing"):
-        return f"expected true or false{got}"
-    if kind in ("dict_type", "model_type", "model_attributes_type"):
-        return f"expected a mapping{got}"
-    if kind in ("list_type",):
-        return f"expected a list{got}"
-    if kind == "literal_error":
-        return f"expected {ctx.get('expected', 'one of the allowed values')}{got}"
-    if kind == "union_tag_invalid":
-        return (f"expected {ctx.get('discriminator', 'type')} to be one of "
-                f"{ctx.get('expected_tags')}, got {ctx.get('tag')!r}")
-    if kind == "union_tag_not_found":
-        return f"expected a {ctx.get('discriminator', 'type')!s} key"
-    if kind == "too_short":
-        return f"expected at least {ctx.get('min_length')} item(s)"
-    return f"{err['msg']}{got}"
-
-
-def _position(loc: Loc, kind: str, positions: Positions) -> tuple[int | None, int | None]:
-    if kind == "extra_forbidden" and (*loc, "<key>") in positions:
-        return positions[(*loc, "<key>")]
-    probe = loc
-    while probe:
-        if probe in positions:
-            if kind == "missing" and (*probe, "<key>") in positions:
-                return positions[(*probe, "<key>")]
-            return positions[probe]
-        probe = probe[:-1]
-    return (None, None)
-
-
-def _locate(loc: Loc, message: str, source: str | None, positions: Positions) -> Problem:
-    line, col = _position(loc, "", positions)
-    return Problem(_dotted(loc), message, source, line, col)
+    return dotted(found) if found else ""
 
 
 def validate(
@@ -319,30 +215,19 @@ def validate(
             raise ScenarioError(deep)
 
         data = expand(data, source, positions)
+    problems = Problems(data, source, positions)
     try:
         scenario = Scenario.model_validate(dict(data))
     except ValidationError as exc:
-        problems = []
-        seen = set()
-        for err in exc.errors(include_url=False):
-            loc = _clean_loc(err["loc"], data)
-            if err["type"] == "union_tag_invalid":  # point at the tag itself: workload[1].type
-                loc = (*loc, str((err.get("ctx") or {}).get("discriminator", "type")).strip("'"))
-            message = _describe(err)
-            if err["type"] == "extra_forbidden" and loc:
-                message += did_you_mean(loc[-1], _key_vocabulary())
-            if (loc, message) in seen:
-                continue
-            seen.add((loc, message))
-            line, col = _position(loc, err["type"], positions)
-            problems.append(Problem(_dotted(loc), message, source, line, col))
-        known = {p.path for p in problems}
-        problems += [_locate(loc, msg, source, positions) for loc, msg in _unknown_names(data)
-                     if _dotted(loc) not in known]
-        raise ScenarioError(problems) from None
-    problems = [_locate(loc, msg, source, positions) for loc, msg in semantic_problems(scenario)]
-    if problems:
-        raise ScenarioError(problems)
+        problems.pydantic(exc, suggest=lambda key: did_you_mean(key, _key_vocabulary()))
+        known = {p.path for p in problems.items}
+        for loc, msg in _unknown_names(data):
+            if dotted(loc) not in known:
+                problems.add(loc, msg)
+        raise ScenarioError(problems.items) from None
+    for loc, msg in semantic_problems(scenario):
+        problems.add(loc, msg)
+    problems.raise_if_any()
     return scenario
 
 
@@ -365,7 +250,7 @@ def _too_long(data: Mapping[str, Any], source: str | None, positions: Positions)
         else:
             bound, what = limits.MAX_LIST, "items"
         if len(node) > bound:
-            problems.append(_locate(loc, f"{len(node):,} {what}, more than the {bound:,} "
+            problems.append(locate(loc, f"{len(node):,} {what}, more than the {bound:,} "
                                          "one scenario may hold", source, positions))
             continue
         stack.extend(((*loc, key), value) for key, value in children
@@ -406,7 +291,7 @@ def _in_process_depth(data: Mapping[str, Any], source: str | None,
             if node not in depth:  # a cycle counts once here; the app's own check reports it
                 depth[node] = 1 + max((depth.get(c, 0) for c in callees[node]), default=-1)
         if depth[root] > limits.MAX_IN_PROCESS_DEPTH:
-            return [_locate(("app", root, "calls"),
+            return [locate(("app", root, "calls"),
                             f"calls nest {depth[root]} components deep, deeper than the "
                             f"{limits.MAX_IN_PROCESS_DEPTH} one process can run; deploy the "
                             "app as microservices, or split the chain into groups",
@@ -522,10 +407,10 @@ def _refuse_creating(loc: Loc, key: Any, node: Mapping[str, Any], path: list[Any
     what = _NAMED.get(loc)
     if what is None:
         return
-    dotted = ".".join(map(str, path))
-    whole = _dotted((*loc, key))
+    given = ".".join(map(str, path))
+    whole = dotted((*loc, key))
     raise ScenarioError(
-        f"--set {dotted}: no {what} {key!r}{did_you_mean(key, node)}; "
+        f"--set {given}: no {what} {key!r}{did_you_mean(key, node)}; "
         f"to add one, set it whole: --set '{whole}={{...}}'")
 
 
@@ -622,7 +507,7 @@ def _blame_override(problem: Problem, overrides: Mapping[str, Any] | list[str]) 
     else:
         keys = [parse_override(o)[0] for o in overrides]
     for key in keys:
-        d = _dotted(tuple(key))
+        d = dotted(tuple(key))
         inside = problem.path == d or problem.path.startswith((d + ".", d + "["))
         # a key the override created (absent from the file) has no line: blame the override
         above = problem.line is None and d.startswith((problem.path + ".", problem.path + "["))

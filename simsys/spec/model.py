@@ -300,7 +300,7 @@ def semantic_problems(s: Scenario) -> list[tuple[tuple[str | int, ...], str]]:
                 )
             seen.add(call.service)
     out += _route_problems(s, names, known)
-    cycle = _find_cycle({n: [c.service for _, c, _ in s.services[n].flat_calls()] for n in s.services})
+    cycle = find_cycle({n: [c.service for _, c, _ in s.services[n].flat_calls()] for n in s.services})
     if cycle:
         out.append(
             (
@@ -417,7 +417,7 @@ def _fault_problems(fault: Fault, loc: tuple[str | int, ...], s: Scenario,
     return out
 
 
-def _find_cycle(edges: dict[str, list[str]]) -> list[str] | None:
+def find_cycle(edges: dict[str, list[str]]) -> list[str] | None:
     """Return one cycle of the call graph as a list of service names, or None.
 
     Depth-first search with an explicit stack: a 2,000-service call chain is as deep as the
