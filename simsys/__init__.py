@@ -27,7 +27,7 @@ _LAZY = {
     "load": "simsys.spec.load",
     "Scenario": "simsys.spec.model",
     "build_graph": "simsys.topology",
-    "app_graph": "simsys.spec.app",
+    "app_graph": "simsys.topology",
     "compare": "simsys.comparing",
     "Comparison": "simsys.comparing",
     "Sweep": "simsys.sweeping",
@@ -38,11 +38,10 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time these come from __g
     from .comparing import Comparison, compare
     from .result import Result
     from .runner import run
-    from .spec.app import app_graph
     from .spec.load import load
     from .spec.model import Scenario
     from .sweeping import Sweep, sweep
-    from .topology import build_graph
+    from .topology import app_graph, build_graph
 
 
 _SUBPACKAGES = frozenset({"plot", "spec", "sim", "sweeping"})

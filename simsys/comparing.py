@@ -3,7 +3,7 @@ under common random numbers.
 
 Every replication runs every variant with the same seed, so the variants see the same arrivals
 and, where they agree, the same work (a component's work is drawn from a stream named by the
-component, whatever service it is deployed in; see :mod:`simsys.spec.app`). The difference of
+component, whatever service it is deployed in; see :mod:`simsys.spec.call_tree`). The difference of
 a figure between two variants is then measured replication by replication, and its confidence
 interval is far narrower than the two variants' own intervals suggest.
 

@@ -14,7 +14,7 @@ with ``route=True`` is a route instead: after its visit the request moves on to 
 Services deployed from an ``app:`` say which component a visit enters at: ``entry`` on the
 edges and client nodes that lead to them; their edges' ``key`` names the component call
 (``a->b``) whose random streams they use, so every deployment of an app draws the same numbers. A deployed service whose visits are not one stretch of
-work then its calls has a ``program`` (:class:`simsys.spec.app.Program`): its calls, with their
+work then its calls has a ``program`` (:class:`simsys.spec.call_tree.Program`): its calls, with their
 probabilities and patterns, are in the program; its out-edges carry only the links they cross.
 """
 
@@ -24,7 +24,7 @@ from typing import Any
 
 import networkx as nx
 
-from .errors import BuildError
+from .errors import BuildError, Problem, ScenarioError
 from .spec.distributions import Constant
 from .spec.model import CLIENT, Memory, Scenario, Service
 from .spec.patterns import CallPolicy
@@ -202,3 +202,40 @@ def check(G: nx.DiGraph) -> None:
     for key in ("duration", "seed"):
         if key not in G.graph:
             raise BuildError(f"G.graph lacks {key!r}; build graphs with simsys.build_graph")
+
+
+def app_graph(spec: Any) -> nx.DiGraph:
+    """The logical application: one node per component, one edge per call, whatever the
+    deployment (``simsys.build_graph`` gives the deployed services).
+
+    Node attributes: ``kind="component"``, ``service`` (the deployed service it runs in),
+    ``service_time``, ``memory``, ``replicas``, ``workers``, ``queue`` (as the component asks,
+    None when unset). Edge attributes: ``order``, ``probability``, ``local`` (True for an
+    in-process call in this deployment). ``G.graph`` holds ``name``, ``style`` and
+    ``services`` (deployed service -> components).
+
+    Examples
+    --------
+    >>> G = app_graph({"app": {"web": {"calls": ["db"]}, "db": {}}, "deploy": "monolith"})
+    >>> G.edges["web", "db"]["local"], G.nodes["db"]["service"]
+    (True, 'monolith')
+    """
+    from .spec.app_plan import deployment
+    from .spec.load import load
+
+    s = load(spec)
+    if s.app is None:
+        raise ScenarioError([Problem("app", "this scenario has no app: (it describes services)")])
+    plan = deployment(s)
+    assert plan is not None
+    G = nx.DiGraph(name=s.name, style=plan.style, services=plan.services)
+    for name, comp in s.app.items():
+        G.add_node(name, kind="component", service=plan.host[name], service_time=comp.service_time,
+                   memory=comp.memory, replicas=comp.replicas, workers=comp.workers,
+                   queue=comp.queue)
+    for name, comp in s.app.items():
+        for order, call, group in comp.flat_calls():
+            G.add_edge(name, call.service, order=order, probability=call.probability,
+                       parallel=group is not None,
+                       local=plan.host[name] == plan.host[call.service])
+    return G

@@ -23,7 +23,10 @@ import simsys
 from simsys.cli import cli
 from simsys.comparing import compare
 from simsys.sim.engine import Streams
-from simsys.spec.app import ComponentWork, app_graph, deployment, expand, named_rng
+from simsys.spec.app_compile import expand
+from simsys.spec.app_plan import deployment
+from simsys.spec.call_tree import ComponentWork, named_rng
+from simsys.topology import app_graph
 
 ROOT = Path(__file__).resolve().parents[1]
 WHERE = re.compile(r"^\S+:\d+:\d+: ")  # file:line:col:

@@ -296,7 +296,7 @@ class PSService(Service):
 
 class ProgramService(Service):
     """A service deployed from an app whose visits run component programs
-    (:class:`simsys.spec.app.Program`): the entry component's work, its in-process calls (each
+    (:class:`simsys.spec.call_tree.Program`): the entry component's work, its in-process calls (each
     ``in_process_call`` more, recursively) and its calls to other services, in call order. The
     worker is held for the whole visit; the work between two calls that leave the service is one
     stretch of it (one event).

@@ -18,7 +18,7 @@ import simpy
 from .. import topology
 from ..errors import BuildError
 from ..records import OK, CallLog, Records, SpanLog
-from ..spec.app import (
+from ..spec.call_tree import (
     FAN_OUT_STEP,
     FAN_OUT_WORK_STEP,
     fan_out_sampler,

@@ -208,7 +208,7 @@ def validate(
     if too_long:  # before pydantic, which would spend minutes on 700,000 services
         raise ScenarioError(too_long)
     if "app" in data or "deploy" in data:  # one application, deployed as services
-        from .app import expand
+        from .app_compile import expand
 
         deep = _in_process_depth(data, source, positions)
         if deep:

@@ -223,7 +223,7 @@ class Scenario(Strict):
     recovery: Recovery = Field(default_factory=Recovery)
     faults: list[Fault] = Field(default_factory=list)
     experiment: Experiment | None = None
-    # Filled by simsys.spec.app.expand from the file's app: and deploy: (compiled into
+    # Filled by simsys.spec.app_compile.expand from the file's app: and deploy: (compiled into
     # services): the checked components and Deploy, for app_graph, cost and comparisons.
     app: Any = None
     deploy: Any = None
