@@ -261,11 +261,30 @@ class Scenario(Strict):
         return w.name or f"{w.type}{index}"
 
 
-def semantic_problems(s: Scenario) -> list[tuple[tuple[str | int, ...], str]]:
+Found = list[tuple[tuple[str | int, ...], str]]  # (field path, message) pairs
+
+
+def semantic_problems(s: Scenario) -> Found:
     """Cross-field checks, as (field path, message) pairs; empty when the scenario is sound."""
-    out: list[tuple[tuple[str | int, ...], str]] = []
     names = set(s.services)
     known = ", ".join(sorted(names))
+    out = _run_length_problems(s)
+    out += _call_problems(s, names, known)
+    out += _route_problems(s, names, known)
+    out += _link_problems(s, names, known)
+    out += _target_problems(s, names, known)
+    out += _fault_list_problems(s, known)
+    out += _experiment_problems(s, names, known)
+    out.extend(websocket_problems(s))
+    return out
+
+
+def _unknown(name: str, names: set[str], known: str) -> str:
+    return f"unknown service {name!r}{did_you_mean(name, names)}; services are: {known}"
+
+
+def _run_length_problems(s: Scenario) -> Found:
+    out: Found = []
     if s.warmup != "auto" and s.warmup >= s.max_duration:
         out.append((("warmup",), f"expected warmup < duration ({s.max_duration:g}s), "
                                  f"got {s.warmup:g}s"))
@@ -277,6 +296,12 @@ def semantic_problems(s: Scenario) -> list[tuple[tuple[str | int, ...], str]]:
         if s.warmup == "auto":
             out.append((("warmup",), "warmup: auto cannot be used with websocket or polling "
                                      "workloads; give a fixed warm-up"))
+    return out
+
+
+def _call_problems(s: Scenario, names: set[str], known: str) -> Found:
+    """Calls to unknown services, a service called twice by one caller, a cycle of calls."""
+    out: Found = []
     for name, svc in s.services.items():
         seen: set[str] = set()
         for i, call, group in svc.flat_calls():
@@ -284,31 +309,21 @@ def semantic_problems(s: Scenario) -> list[tuple[tuple[str | int, ...], str]]:
             if group is not None:
                 where = (*where, "parallel", group.parallel.index(call))
             if call.service not in names:
-                out.append(
-                    (
-                        where,
-                        f"calls unknown service {call.service!r}{did_you_mean(call.service, names)}; services are: {known}",
-                    )
-                )
+                out.append((where, "calls " + _unknown(call.service, names, known)))
             elif call.service in seen:
-                out.append(
-                    (
-                        where,
-                        f"{call.service!r} is called twice; call each service once "
-                        "(use probability for optional calls)",
-                    )
-                )
+                out.append((where, f"{call.service!r} is called twice; call each service once "
+                                   "(use probability for optional calls)"))
             seen.add(call.service)
-    out += _route_problems(s, names, known)
     cycle = find_cycle({n: [c.service for _, c, _ in s.services[n].flat_calls()] for n in s.services})
     if cycle:
-        out.append(
-            (
-                ("services", cycle[0], "calls"),
-                "synchronous calls form a cycle: " + " -> ".join(cycle + [cycle[0]])
-                + " (a request would wait for itself)",
-            )
-        )
+        out.append((("services", cycle[0], "calls"),
+                    "synchronous calls form a cycle: " + " -> ".join(cycle + [cycle[0]])
+                    + " (a request would wait for itself)"))
+    return out
+
+
+def _link_problems(s: Scenario, names: set[str], known: str) -> Found:
+    out: Found = []
     for key in s.links:
         if key == "default":
             continue
@@ -319,26 +334,32 @@ def semantic_problems(s: Scenario) -> list[tuple[tuple[str | int, ...], str]]:
         source, target = (p.strip() for p in parts)
         for end in (source, target):
             if end not in names and not (end == CLIENT and end == source):
-                out.append((("links", key), f"unknown service {end!r}{did_you_mean(end, names)}; services are: {known}"))
-    for i, w in enumerate(s.workload):
-        if w.target not in names:
-            out.append(
-                (("workload", i, "target"), f"unknown service {w.target!r}{did_you_mean(w.target, names)}; services are: {known}")
-            )
+                out.append((("links", key), _unknown(end, names, known)))
+    return out
+
+
+def _target_problems(s: Scenario, names: set[str], known: str) -> Found:
+    """Workload targets and Chaos Monkey targets that are not services."""
+    out: Found = [(("workload", i, "target"), _unknown(w.target, names, known))
+                  for i, w in enumerate(s.workload) if w.target not in names]
     mk = s.chaos.monkey
-    if mk is not None:
-        targets = list(names) if mk.targets == "all" else mk.targets
-        for i, t in enumerate(targets):
-            if t not in names:
-                out.append(
-                    (("chaos", "monkey", "targets", i), f"unknown service {t!r}{did_you_mean(t, names)}; services are: {known}")
-                )
-            elif mk.min_healthy > s.services[t].replicas:
-                out.append(
-                    (("chaos", "monkey", "min_healthy"),
-                     f"expected min_healthy ≤ replicas of {t!r} ({s.services[t].replicas}), "
-                     f"got {mk.min_healthy}")
-                )
+    if mk is None:
+        return out
+    targets = list(names) if mk.targets == "all" else mk.targets
+    for i, t in enumerate(targets):
+        if t not in names:
+            out.append((("chaos", "monkey", "targets", i), _unknown(t, names, known)))
+        elif mk.min_healthy > s.services[t].replicas:
+            out.append((("chaos", "monkey", "min_healthy"),
+                        f"expected min_healthy ≤ replicas of {t!r} ({s.services[t].replicas}), "
+                        f"got {mk.min_healthy}"))
+    return out
+
+
+def _fault_list_problems(s: Scenario, known: str) -> Found:
+    """Each fault of ``faults`` and of the experiment's method; names used twice; faults that
+    start after the run ends."""
+    out: Found = []
     fault_lists: list[tuple[tuple[str, ...], list[Fault]]] = [(("faults",), s.faults)]
     if s.experiment is not None:
         fault_lists.append((("experiment", "method"), s.experiment.method))
@@ -347,32 +368,33 @@ def semantic_problems(s: Scenario) -> list[tuple[tuple[str | int, ...], str]]:
         for i, fault in enumerate(faults):
             out.extend(_fault_problems(fault, (*prefix, i), s, known))
             name = fault_name(fault, prefix[-1], i)
-            where = ".".join(prefix) + f"[{i}]"
             if name in seen_names:
                 out.append(((*prefix, i, "name"),
                             f"fault name {name!r} is already used by {seen_names[name]}; "
                             "give each fault its own name"))
-            seen_names.setdefault(name, where)
+            seen_names.setdefault(name, ".".join(prefix) + f"[{i}]")
             if fault.at >= s.max_duration:
                 out.append(((*prefix, i, "at"),
                             f"expected at < duration ({s.max_duration:g}s), got {fault.at:g}s"))
-    if s.experiment is not None:
-        names_in_method = {f.name for f in s.experiment.method if f.name}
-        for i, rb in enumerate(s.experiment.rollbacks):
-            if rb.ends != "all" and rb.ends not in names_in_method:
-                out.append(
-                    (("experiment", "rollbacks", i, "ends"),
-                     f"no method action named {rb.ends!r}; expected 'all' or one of "
-                     f"{sorted(names_in_method)}")
-                )
-        for i, probe in enumerate(s.experiment.steady_state_hypothesis.probes):
-            parts = probe.metric.split(".")
-            if parts[0] == "services" and parts[1] not in names:
-                out.append(
-                    (("experiment", "steady-state-hypothesis", "probes", i, "metric"),
-                     f"unknown service {parts[1]!r}{did_you_mean(parts[1], names)}; services are: {known}")
-                )
-    out.extend(websocket_problems(s))
+    return out
+
+
+def _experiment_problems(s: Scenario, names: set[str], known: str) -> Found:
+    """Rollbacks that end no method action; probes of unknown services."""
+    out: Found = []
+    if s.experiment is None:
+        return out
+    names_in_method = {f.name for f in s.experiment.method if f.name}
+    for i, rb in enumerate(s.experiment.rollbacks):
+        if rb.ends != "all" and rb.ends not in names_in_method:
+            out.append((("experiment", "rollbacks", i, "ends"),
+                        f"no method action named {rb.ends!r}; expected 'all' or one of "
+                        f"{sorted(names_in_method)}"))
+    for i, probe in enumerate(s.experiment.steady_state_hypothesis.probes):
+        parts = probe.metric.split(".")
+        if parts[0] == "services" and parts[1] not in names:
+            out.append((("experiment", "steady-state-hypothesis", "probes", i, "metric"),
+                        _unknown(parts[1], names, known)))
     return out
 
 
