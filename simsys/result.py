@@ -21,7 +21,7 @@ import pandas as pd
 from .analysis import latency_intervals, rate_intervals
 from .records import CAUSES, OK, STATUSES, Records
 from .run_analysis import run_checks, utilization_between
-from .websocket_compare import websocket_summary
+from .websocket_figures import websocket_summary
 
 PERCENTILES = {"p50": 50, "p90": 90, "p95": 95, "p99": 99, "p999": 99.9}
 INTERVAL_METHOD = ("batch means on the measured part (non-overlapping batches; percentiles by "
@@ -385,7 +385,7 @@ class Result:
             "services": services,
             "cost": sum(v["cost"] for v in services.values()),
             "calls": self._call_totals(),
-            "websockets": websocket_summary(self),  # simsys.websocket_compare
+            "websockets": websocket_summary(self),  # simsys.websocket_figures
         }
 
     def _recovery_source(self) -> str:
@@ -425,7 +425,7 @@ class Result:
     def deliveries(self) -> pd.DataFrame:
         """WebSockets and polling: server messages delivered (every one in exact runs, a random
         sample in aggregate ones): ``source, created_at, delivered_at, latency``."""
-        from .websocket_compare import deliveries
+        from .websocket_figures import deliveries
 
         return deliveries(self)
 

@@ -1,8 +1,10 @@
-"""WebSockets and polling in the results: the ``websockets`` summary block, the delivered
-messages as a table, and the polling-versus-WebSocket comparison a teacher wants.
+"""Polling versus WebSockets, side by side: the comparison a teacher wants, as a table to read
+(:func:`delivery_text`) and as bar charts (:func:`simsys.plot.plot_polling_vs_websocket`). The
+``websockets`` summary block and the delivered messages are in :mod:`simsys.websocket_figures`.
 
 >>> import simsys                                                         # doctest: +SKIP
->>> from simsys.websocket_compare import compare_delivery, plot_polling_vs_websocket
+>>> from simsys.websocket_compare import compare_delivery
+>>> from simsys.plot import plot_polling_vs_websocket
 >>> ws = simsys.run("scenarios/chat-websocket.yaml")                      # doctest: +SKIP
 >>> poll = simsys.run("scenarios/chat-polling.yaml")                      # doctest: +SKIP
 >>> table = compare_delivery(ws, poll)                                    # doctest: +SKIP
@@ -22,162 +24,6 @@ import numpy as np
 
 from .formatting import fmt_number
 
-COUNTS = ("attempts", "accepted", "blocked", "failed", "timeouts", "reconnects", "gave_up",
-          "drops", "closes", "idle_closes")
-CONTRACT = ("attempts", "accepted", "blocked", "peak_connections", "reconnects")
-
-
-def _empty() -> dict[str, Any]:
-    out: dict[str, Any] = dict.fromkeys(CONTRACT, 0)
-    return out
-
-
-def _sampled_peak(result: Any, warmup: float) -> float:
-    """Most connections open at once at a sample time after ``warmup`` (all replicas): the
-    per-bin peaks only see bins where the count changed, so a level held since before the
-    warm-up ended would otherwise read as 0."""
-    times, _, values = result.records.sampled("connections")
-    keep = times >= warmup
-    if not keep.any():
-        return 0.0
-    times, values = times[keep], values[keep]
-    _, slot = np.unique(times, return_inverse=True)
-    return float(np.bincount(slot, weights=values).max())
-
-
-def websocket_summary(result: Any) -> dict[str, Any]:
-    """The ``websockets`` block of :meth:`Result.summary`: flat, JSON-ready numbers.
-
-    ``attempts, accepted, blocked, failed, timeouts, reconnects, gave_up`` count connection
-    attempts (``reconnects``: those after a drop or a failed attempt); ``drops`` connections
-    lost with their replica, ``closes``/``idle_closes`` ended by their lifetime or by the idle
-    timeout. ``peak_connections`` and ``mean_connections`` count open connections (and held
-    long polls); ``peak_reconnect_rate`` is the most reconnect attempts in any 0.1 s (or one
-    aggregate step, if longer), per second. ``messages`` (``_to_clients``, ``_to_server``),
-    ``message_rate``, ``bytes`` (headers, frames, heartbeats), ``bytes_per_s``;
-    ``delivery_mean/p50/p99/max`` the delivery latency of server messages (seconds);
-    ``polls``, ``empty_polls``, ``posts``, ``http_requests`` (polls, posts and upgrades) and
-    ``http_request_rate``; ``ws_utilization`` of WebSocket workers; ``server_memory_mean``,
-    the mean memory (bytes) of all replicas of the services involved, summed.
-    """
-    stats = result.records.stats.get("websockets")
-    if not stats:
-        return _empty()
-    warmup, duration = float(result.warmup), float(result.duration)
-    window = duration - warmup
-    width = float(stats["bin"])
-    b0 = int(round(warmup / width))
-    parts = [*stats["pools"].values(), *stats["polling"].values()]
-    total = {name: 0.0 for name in (*COUNTS, "to_clients", "to_server", "bytes", "polls",
-                                     "empty_polls", "posts")}
-    nbins = max(len(p["peak"]) for p in parts)
-    peak = np.zeros(nbins)
-    reconnects = np.zeros(nbins)
-    area = busy = worker_time = 0.0
-    step = width
-    for p in parts:
-        counts = p["counts"]
-        for name in total:
-            total[name] += float(counts[name][b0:].sum())
-        peak[: len(p["peak"])] += p["peak"]
-        reconnects[: len(counts["reconnects"])] += counts["reconnects"]
-        area += p["area"]
-        busy += p["busy_time"]
-        worker_time += p["worker_time"]
-        step = max(step, float(p.get("step", width)))
-    group = max(1, int(round(step / width)))
-    rec = reconnects[b0:]
-    if group > 1 and len(rec):
-        rec = np.add.reduceat(rec, np.arange(0, len(rec), group))
-    held = _held(result, warmup)
-    out: dict[str, Any] = {
-        **{name: int(total[name]) for name in COUNTS},
-        "peak_connections": int(max(peak[b0:].max() if len(peak[b0:]) else 0.0, held[1],
-                                    _sampled_peak(result, warmup))),
-        "mean_connections": area / window + held[0] if window > 0 else 0.0,
-        "peak_reconnect_rate": float(rec.max() / (group * width)) if len(rec) else 0.0,
-        "messages": int(total["to_clients"] + total["to_server"]),
-        "messages_to_clients": int(total["to_clients"]),
-        "messages_to_server": int(total["to_server"]),
-        "message_rate": (total["to_clients"] + total["to_server"]) / window if window else 0.0,
-        "bytes": float(total["bytes"]),
-        "bytes_per_s": total["bytes"] / window if window else 0.0,
-        "polls": int(total["polls"]),
-        "empty_polls": int(total["empty_polls"]),
-        "posts": int(total["posts"]),
-        "http_requests": int(total["polls"] + total["posts"] + total["attempts"]),
-        "http_request_rate": (total["polls"] + total["posts"] + total["attempts"]) / window
-        if window else 0.0,
-        "ws_utilization": busy / worker_time if worker_time else 0.0,
-    }
-    lat = _latencies(result, warmup)
-    out["delivered"] = int(len(lat))
-    if len(lat):
-        p50, p99 = np.percentile(lat, [50, 99])
-        out.update(delivery_mean=float(lat.mean()), delivery_p50=float(p50),
-                   delivery_p99=float(p99), delivery_max=float(lat.max()))
-    else:
-        out.update(delivery_mean=None, delivery_p50=None, delivery_p99=None, delivery_max=None)
-    out["server_memory_mean"] = _memory_mean(result, {p["service"] for p in parts}, warmup)
-    return out
-
-
-def _held(result: Any, warmup: float) -> tuple[float, float]:
-    """Mean and peak over the samples of held long polls (connections minus WebSocket ones)."""
-    stats = result.records.stats["websockets"]
-    polls = [p for p in stats["polling"].values() if p.get("long")]
-    if not polls:
-        return 0.0, 0.0
-    ts = result.timeseries
-    services = {p["service"] for p in polls} - set(stats["pools"])
-    if not services:
-        return 0.0, 0.0
-    rows = ts[(ts["metric"] == "connections") & ts["service"].isin(list(services))
-              & (ts["time"] >= warmup)]
-    if rows.empty:
-        return 0.0, 0.0
-    per_time = rows.groupby("time")["value"].sum()
-    return float(per_time.mean()), float(per_time.max())
-
-
-def _latencies(result: Any, warmup: float) -> np.ndarray:
-    d = result.records.deliveries
-    if not len(d):
-        return np.empty(0)
-    created = np.frombuffer(d.created, dtype=np.float64)
-    delivered = np.frombuffer(d.delivered, dtype=np.float64)
-    keep = created >= warmup
-    return delivered[keep] - created[keep]
-
-
-def _memory_mean(result: Any, services: set[str], warmup: float) -> float | None:
-    ts = result.timeseries
-    rows = ts[(ts["metric"] == "memory") & ts["service"].isin(sorted(services))
-              & (ts["time"] >= warmup)]
-    if rows.empty:
-        return None
-    return float(rows.groupby("time")["value"].sum().mean())
-
-
-def deliveries(result: Any) -> Any:
-    """Server messages delivered to clients, one row each (a random sample in aggregate runs):
-    ``source, created_at, delivered_at, latency`` (seconds)."""
-    import pandas as pd
-
-    d = result.records.deliveries
-    created = np.frombuffer(d.created, dtype=np.float64).copy() if len(d) else np.empty(0)
-    delivered = np.frombuffer(d.delivered, dtype=np.float64).copy() if len(d) else np.empty(0)
-    sources = result.records.sources or ["-"]
-    return pd.DataFrame({
-        "source": pd.Categorical.from_codes(np.asarray(d.source, dtype=np.int16),
-                                            categories=sources),
-        "created_at": created,
-        "delivered_at": delivered,
-        "latency": delivered - created,
-    })
-
-
-# -- the comparison -----------------------------------------------------------------------------
 COLUMNS = {
     "delivery_mean": "delivery latency, mean (s)",
     "delivery_p99": "delivery latency, p99 (s)",
@@ -252,7 +98,7 @@ def shown_unit(column: str, values: Any) -> tuple[float, str]:
     return 1.0, ""  # counts per second: the title says "/s"
 
 
-def _titled(label: str, unit: str) -> str:
+def titled(label: str, unit: str) -> str:
     """A column's label with the unit it is shown in (the label's base unit dropped)."""
     label = label.replace(" (s)", "").replace(" (bytes)", "")
     return f"{label} ({unit})" if unit else label
@@ -267,47 +113,5 @@ def delivery_text(table: Any) -> Any:
     rows = {}
     for col in table.columns:
         scale, unit = shown_unit(col, table[col].to_numpy(dtype=float))
-        rows[_titled(labels.get(col, col), unit)] = [fmt_number(v * scale) for v in table[col]]
+        rows[titled(labels.get(col, col), unit)] = [fmt_number(v * scale) for v in table[col]]
     return pd.DataFrame(rows, index=table.index).T
-
-
-def plot_polling_vs_websocket(table: Any, ax: Any = None) -> Any:
-    """Bar charts of a :func:`compare_delivery` table, one panel per column.
-
-    With ``ax=None`` a new figure gets one panel per column; pass an array of axes (one per
-    column) to draw into your own figure. Returns the axes.
-    """
-    import matplotlib.pyplot as plt
-
-    columns = [c for c in table.columns if table[c].notna().any()]
-    if ax is None:
-        ncols = min(4, len(columns))
-        nrows = math.ceil(len(columns) / ncols)
-        fig, axes = plt.subplots(nrows, ncols, figsize=(3.4 * ncols, 3.0 * nrows), squeeze=False,
-                                 layout="constrained")
-        axes = axes.ravel()
-        for extra in axes[len(columns):]:
-            extra.set_visible(False)
-    else:
-        axes = np.atleast_1d(ax).ravel()
-        if len(axes) < len(columns):
-            raise ValueError(f"expected {len(columns)} axes (one per column), got {len(axes)}")
-    from .plot import style as st
-
-    labels = table.attrs.get("labels", COLUMNS)
-    colours = [st.colour(i) for i in range(len(table))]
-    with st.style():
-        for a, col in zip(axes, columns, strict=False):
-            raw = table[col].to_numpy(dtype=float)
-            scale, unit = shown_unit(col, raw)
-            values = raw * scale
-            a.bar(range(len(values)), np.nan_to_num(values), color=colours, width=0.65)
-            a.set_xticks(range(len(values)), [str(x) for x in table.index], rotation=20,
-                         ha="right")
-            a.set_title(_titled(labels.get(col, col), unit), fontsize=10, loc="left")
-            a.grid(axis="x", visible=False)
-            a.set_ylim(0, np.nanmax(np.append(values, 0.0)) * 1.18 or 1.0)
-            for x, v in enumerate(values):
-                if not math.isnan(v):
-                    a.annotate(fmt_number(v), (x, v), ha="center", va="bottom", fontsize=9)
-    return axes

@@ -9,7 +9,8 @@ import matplotlib
 import pytest
 
 import simsys
-from simsys.websocket_compare import COLUMNS, compare_delivery, plot_polling_vs_websocket
+from simsys.plot import plot_polling_vs_websocket
+from simsys.websocket_compare import COLUMNS, compare_delivery
 
 matplotlib.use("Agg")
 SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"

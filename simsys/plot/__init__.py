@@ -29,6 +29,7 @@ _NAMES = {
     "dashboard": "result_plots",
     "topology": "topology_plot",
     "SweepPlots": "sweep_plots",
+    "plot_polling_vs_websocket": "websocket_plots",
     "PALETTE": "style",
 }
 
