@@ -33,8 +33,9 @@ from .autoscale import Autoscaler, replica_seconds
 from .balancer import make_balancer
 from .chaos import ChaosMonkey, Faults, IndependentFailures
 from .engine import Streams, Wake, run_until
+from .fan_out import Parallel
 from .link import Link
-from .patterns import Guard, Parallel
+from .patterns import Guard
 from .recovery import Lifecycle
 from .routing import RouteLink, RoutingService
 from .service import ProgramService, PSService, Service
