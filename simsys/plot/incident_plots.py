@@ -46,7 +46,7 @@ def incident_timeline(result: Any, ax: Axes | None = None, only_failed: bool | N
     with style():
         ax = st.new_axes(ax, figsize=(9.0, max(3.5, 0.42 * len(rows) + 2.0)))
         set_title(ax, "Incidents per instance", result,
-               f"{len(inc)} failure(s); bars run from failure through detection to recovery")
+                  f"{len(inc)} failure(s); bars run from failure through detection to recovery")
         scale = time_axis(ax, result)
         st.shade_warmup(ax, result.warmup, scale, getattr(result, "warmup_auto", None) is not None)
         ypos = {r: k for k, r in enumerate(rows)}
@@ -102,7 +102,7 @@ def mttr_hist(result: Any, ax: Axes | None = None, bins: int | str = "auto") -> 
         ttr = (inc["recovered_at"] - inc["failed_at"]).dropna().to_numpy(dtype=float)
         ttd = (inc["detected_at"] - inc["failed_at"]).dropna().to_numpy(dtype=float)
         set_title(ax, "Time to recover", result,
-               f"{len(ttr)} recovered incident(s) of {len(inc)}")
+                  f"{len(ttr)} recovered incident(s) of {len(inc)}")
         if len(ttr) == 0:
             return st.empty_state(ax, "No recovered incidents in this run:\n"
                                   "no time to recover to show.")

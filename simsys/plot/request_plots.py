@@ -31,8 +31,8 @@ def latency_cdf(result: Any, ax: Axes | None = None, by: str | None = None,
         ax = st.new_axes(ax)
         df = ok_after_warmup(result)
         set_title(ax, "Latency distribution", result,
-               f"{len(df):,} ok requests after warm-up; marks at "
-               + ", ".join(pname(p) for p in percentiles))
+                  f"{len(df):,} ok requests after warm-up; marks at "
+                  + ", ".join(pname(p) for p in percentiles))
         if len(df) == 0:
             return st.empty_state(ax, "No successful requests after warm-up:\n"
                                   "nothing to draw.")
@@ -88,7 +88,7 @@ def latency_over_time(result: Any, ax: Axes | None = None, window: float | None 
         ax = st.new_axes(ax)
         w = window_seconds(result, window)
         set_title(ax, "Latency over time", result,
-               f"ok requests, by start time, per {fmt_duration(w)} window")
+                  f"ok requests, by start time, per {fmt_duration(w)} window")
         df = result.requests
         df = df[df["status"] == "ok"]
         scale = over_time(ax, result, "latency (ms)")
@@ -118,6 +118,17 @@ def latency_over_time(result: Any, ax: Axes | None = None, window: float | None 
 
 
 # -- errors and throughput ------------------------------------------------------------------
+def _windowed(result: Any, ax: Axes | None, window: float | None, title: str, note: str,
+              ylabel: str) -> tuple[Axes, float, np.ndarray]:
+    """Axes over simulated time in windows: ``(ax, time scale, window edges in seconds)``;
+    ``note`` has a ``{}`` for the window's length."""
+    ax = st.new_axes(ax)
+    w = window_seconds(result, window)
+    set_title(ax, title, result, note.format(fmt_duration(w)))
+    scale = over_time(ax, result, ylabel)
+    return ax, scale, st.window_edges(0.0, result.duration, w)
+
+
 def _per_window(result: Any, times: np.ndarray, edges: np.ndarray) -> np.ndarray:
     counts, _ = np.histogram(times, bins=edges)
     return counts
@@ -127,13 +138,10 @@ def error_rate_over_time(result: Any, ax: Axes | None = None,
                          window: float | None = None) -> Axes:
     """Share of requests that did not end ok, per window of start time, stacked by status (%)."""
     with style():
-        ax = st.new_axes(ax)
-        w = window_seconds(result, window)
-        set_title(ax, "Failed requests over time", result,
-               f"share of requests started in each {fmt_duration(w)} window, by outcome")
-        scale = over_time(ax, result, "requests not ok (%)")
+        ax, scale, edges = _windowed(result, ax, window, "Failed requests over time",
+                                     "share of requests started in each {} window, by outcome",
+                                     "requests not ok (%)")
         df = result.requests
-        edges = st.window_edges(0.0, result.duration, w)
         total = _per_window(result, df["start"].to_numpy(), edges).astype(float)
         centres = (edges[:-1] + edges[1:]) / 2 / scale
         denom = np.where(total > 0, total, np.nan)
@@ -166,13 +174,10 @@ def throughput_over_time(result: Any, ax: Axes | None = None,
                          window: float | None = None) -> Axes:
     """Requests finished per second in each window: ok, not ok, and arrivals for comparison."""
     with style():
-        ax = st.new_axes(ax)
-        w = window_seconds(result, window)
-        set_title(ax, "Throughput over time", result,
-               f"requests per second, averaged over {fmt_duration(w)} windows")
-        scale = over_time(ax, result, "requests per second")
+        ax, scale, edges = _windowed(result, ax, window, "Throughput over time",
+                                     "requests per second, averaged over {} windows",
+                                     "requests per second")
         df = result.requests
-        edges = st.window_edges(0.0, result.duration, w)
         widths = np.diff(edges)
         centres = (edges[:-1] + edges[1:]) / 2 / scale
         ok = df["status"] == "ok"

@@ -29,7 +29,7 @@ def memory(result: Any, ax: Axes | None = None, services: Sequence[str] | None =
         ax = st.new_axes(ax)
         names = list(services) if services else service_names(result)
         set_title(ax, "Memory per replica", result,
-               replica_note(result, names) + sampling_note(result, "memory", "range"))
+                  replica_note(result, names) + sampling_note(result, "memory", "range"))
         over_time(ax, result, "memory (MB)")
         if len(metric_frame(result, "memory")) == 0:
             return st.empty_state(ax, "No memory samples in this run.")
@@ -55,8 +55,8 @@ def queues(result: Any, ax: Axes | None = None, services: Sequence[str] | None =
         ax = st.new_axes(ax)
         names = list(services) if services else service_names(result)
         set_title(ax, "Queue length per replica", result,
-               replica_note(result, names) + ", requests waiting for a worker"
-               + sampling_note(result, "queue_length"))
+                  replica_note(result, names) + ", requests waiting for a worker"
+                  + sampling_note(result, "queue_length"))
         over_time(ax, result, "requests waiting")
         data = metric_frame(result, "queue_length")
         if len(data) == 0:
@@ -79,8 +79,8 @@ def connections(result: Any, ax: Axes | None = None,
         ax = st.new_axes(ax)
         data = metric_frame(result, "connections")
         set_title(ax, "Open WebSocket connections", result,
-               ("one line per replica" + sampling_note(result, "connections", "range"))
-               if len(data) else None)
+                  ("one line per replica" + sampling_note(result, "connections", "range"))
+                  if len(data) else None)
         if len(data) == 0:
             return st.empty_state(
                 ax, "No WebSocket connections recorded in this run\n"
@@ -105,8 +105,8 @@ def circuit_breakers(result: Any, ax: Axes | None = None,
         opened = metric_frame(result, "breakers_open")
         half = metric_frame(result, "breakers_half_open")
         set_title(ax, "Circuit breakers", result,
-               "breakers guarding calls to each service: open (solid), half open (dashed), "
-               "trial calls (▼)" if len(opened) else None)
+                  "breakers guarding calls to each service: open (solid), half open (dashed), "
+                  "trial calls (▼)" if len(opened) else None)
         if len(opened) == 0:
             return st.empty_state(ax, "No circuit breakers in this run\n"
                                       "(no call has a circuit_breaker).")
@@ -143,8 +143,8 @@ def scaling(result: Any, ax: Axes | None = None, services: Sequence[str] | None 
         ax = st.new_axes(ax)
         launched = metric_frame(result, "replicas")
         set_title(ax, "Autoscaling", result,
-               "replicas launched (solid, billed) and serving (dotted, sampled)"
-               if len(launched) else None)
+                  "replicas launched (solid, billed) and serving (dotted, sampled)"
+                  if len(launched) else None)
         if len(launched) == 0:
             return st.empty_state(ax, "No autoscaling in this run\n(no service has autoscale).")
         present = list(pd.unique(launched["service"].astype(str)))
