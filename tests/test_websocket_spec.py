@@ -149,3 +149,43 @@ def test_auto_representation():
     assert choose_representation(cfg, [g], 60.0, replicas=1) == "aggregate"
     small = cfg.model_copy(update={"max_connections": 5000})
     assert choose_representation(small, [g], 60.0, replicas=2) == "exact"  # capped by the pool
+
+
+# -- scale: aggregate pools are counted by their steps, exact pools are bounded ---------------------
+def _chat(clients: int, representation: str, minutes: float = 10.0) -> dict:
+    """The scenario of benchmarks/websockets.py: ``clients`` holding one connection each."""
+    replicas = max(1, -(-clients // 50_000))
+    return {
+        "duration": f"{minutes}min", "sample_every": "1s",
+        "services": {"chat": {"replicas": replicas, "workers": 8,
+                              "websocket": {"max_connections": 60_000,
+                                            "representation": representation}}},
+        "workload": [{"type": "websocket", "target": "chat", "clients": clients, "ramp": "60s",
+                      "lifetime": {"dist": "exponential", "mean": "10min"},
+                      "messages": {"client_rate": "0.1/s", "server_rate": "1/s"}}],
+    }
+
+
+def test_ten_million_aggregate_clients_fit_the_budget_by_their_steps():
+    from simsys.budget import check, estimate
+
+    G = simsys.build_graph(_chat(10_000_000, "aggregate"))
+    est = check(G)  # refused before: 6.6e8 messages counted as requests (2.6e9 events)
+    assert est.events < 1e8
+    # the same clients through an exact pool are counted per message, and that would be refused
+    small = estimate(simsys.build_graph(_chat(1_000, "exact")))
+    assert small.requests > 1_000 * 660 * 0.9  # ~660 messages a client in 10 minutes
+
+
+def test_an_exact_pool_of_millions_is_refused_with_the_way_out():
+    with pytest.raises(simsys.ScenarioError) as err:
+        simsys.load(_chat(5_000_000, "exact"))
+    (problem,) = err.value.problems
+    assert problem.path == "services.chat.websocket.representation"
+    assert "use representation: aggregate" in problem.message
+    simsys.load(_chat(5_000_000, "auto"))  # auto picks aggregate: accepted
+
+
+def test_websocket_clients_are_bounded():
+    with pytest.raises(simsys.ScenarioError, match="workload\\[0\\].clients: expected a whole number ≤ 100000000"):
+        simsys.load(_chat(200_000_000, "aggregate"))

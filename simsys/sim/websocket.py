@@ -41,12 +41,12 @@ from typing import Any
 import simpy
 
 from ..records import Records
+from ..spec.websocket import representation_of
 from .engine import Streams, Wake
 from .polling import PollingGroup
 from .service import Service
 from .ws_aggregate import AggregatePool
 from .ws_common import (
-    AUTO_THRESHOLD,
     BIN,
     LATENCY_BUDGET,
     METRICS,
@@ -126,11 +126,7 @@ class WebSockets:
 def choose_representation(cfg: Any, groups: list[Group], duration: float,
                           replicas: int) -> str:
     """``exact`` or ``aggregate`` for a pool whose ``representation`` may be ``auto``."""
-    if cfg.representation != "auto":
-        return cfg.representation
-    expected = sum(g.expected_connections(duration) for g in groups)
-    expected = min(expected, cfg.max_connections * replicas)
-    return "aggregate" if expected > AUTO_THRESHOLD else "exact"
+    return representation_of(cfg, [g.w for g in groups], duration, replicas)
 
 
 def build_websockets(env: simpy.Environment, G: Any, streams: Streams, records: Records,

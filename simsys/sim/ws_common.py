@@ -16,7 +16,6 @@ from .service import Service
 from .visits import Instance
 
 BIN = 0.1               # seconds: resolution of the counters (peak reconnect rate, totals)
-AUTO_THRESHOLD = 20_000  # expected connections above which `auto` means aggregate
 LATENCY_BUDGET = 200_000  # delivery latencies an aggregate run records by default
 METRICS = ("connections", "handshakes", "connect_rate", "reconnect_rate")
 
@@ -85,10 +84,7 @@ class Group:
         return lo if hi == lo else lo + (hi - lo) * self.u()
 
     def expected_connections(self, duration: float) -> float:
-        if self.population:
-            return float(self.w.clients)
-        mean = self.lifetime_dist.mean if self.lifetime_dist is not None else duration
-        return self.w.connect_rate * min(mean, duration)
+        return self.w.expected_connections(duration)
 
 
 class Pool:

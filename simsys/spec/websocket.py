@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field, model_validator
 
 from .distributions import Constant, Distribution, NonNegDuration, PosDuration
-from .limits import MAX_ATTEMPTS, MAX_USERS
+from .limits import MAX_ATTEMPTS, MAX_EXACT_CONNECTIONS, MAX_USERS, MAX_WS_CLIENTS
 from .model_base import Fraction, Rate, Size, Strict
 from .units import parse_rate
 
@@ -146,7 +146,7 @@ class WebSocketWorkload(Strict):
     target: str
     name: str | None = None
     connect_rate: Rate | None = None
-    clients: int | None = Field(None, ge=1, le=MAX_USERS)
+    clients: int | None = Field(None, ge=1, le=MAX_WS_CLIENTS)
     lifetime: Distribution | None = None
     ramp: NonNegDuration = 0.0
     messages: Messages = Field(default_factory=Messages)
@@ -164,6 +164,13 @@ class WebSocketWorkload(Strict):
             elif isinstance(reconnect, dict) and "max_attempts" not in reconnect:
                 data = {**data, "reconnect": {**reconnect, "max_attempts": 1}}
         return data
+
+    def expected_connections(self, duration: float) -> float:
+        """Connections open at once, roughly: the population, or arrivals over a lifetime."""
+        if self.clients is not None:
+            return float(self.clients)
+        mean = self.lifetime.mean if self.lifetime is not None else duration
+        return (self.connect_rate or 0.0) * min(mean, duration)
 
     @model_validator(mode="after")
     def _one_source(self) -> WebSocketWorkload:
@@ -211,4 +218,40 @@ def websocket_problems(s: Any) -> list[tuple[tuple[str | int, ...], str]]:
                 f"service {w.target!r} does not accept WebSockets; give it a websocket key "
                 f"(services.{w.target}.websocket: {{max_connections: 50000}})",
             ))
+    out += _exact_pool_problems(s)
     return out
+
+
+def _exact_pool_problems(s: Any) -> list[tuple[tuple[str | int, ...], str]]:
+    """An exact pool keeps one object per connection: refuse one that would hold millions."""
+    out: list[tuple[tuple[str | int, ...], str]] = []
+    duration = float(s.max_duration)
+    for name, svc in s.services.items():
+        cfg = svc.websocket
+        workloads = [w for w in s.workload if w.type == "websocket" and w.target == name]
+        if cfg is None or not workloads:
+            continue
+        if representation_of(cfg, workloads, duration, svc.replicas) != "exact":
+            continue
+        expected = min(sum(w.expected_connections(duration) for w in workloads),
+                       cfg.max_connections * svc.replicas)
+        if expected > MAX_EXACT_CONNECTIONS:
+            out.append((("services", name, "websocket", "representation"),
+                        f"an exact pool of about {expected:,.0f} connections (one object each) "
+                        f"is more than {MAX_EXACT_CONNECTIONS:,}; use representation: aggregate "
+                        "(counts per replica, constant memory)"))
+    return out
+
+
+AUTO_THRESHOLD = 20_000  # expected connections above which `auto` means aggregate
+
+
+def representation_of(cfg: WebSocketConfig, workloads: list[WebSocketWorkload], duration: float,
+                      replicas: int) -> str:
+    """``exact`` or ``aggregate``: the pool a service with ``cfg`` gets for ``workloads``
+    (``auto`` means aggregate above :data:`AUTO_THRESHOLD` expected connections)."""
+    if cfg.representation != "auto":
+        return cfg.representation
+    expected = sum(w.expected_connections(duration) for w in workloads)
+    expected = min(expected, cfg.max_connections * replicas)
+    return "aggregate" if expected > AUTO_THRESHOLD else "exact"
