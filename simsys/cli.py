@@ -44,7 +44,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
     "report": (
         "simsys.cli_report",
         "report",
-        "Figures and an HTML page from a run or sweep directory.",
+        "Figures and an HTML page from a run, sweep or comparison directory.",
     ),
     "compare": (
         "simsys.cli_compare",

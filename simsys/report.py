@@ -1,4 +1,4 @@
-"""``simsys report DIR``: one self-contained HTML page from a run or a sweep directory.
+"""``simsys report DIR``: one self-contained HTML page from a run, sweep or comparison directory.
 
 The page has no external resource: plots are PNG images embedded as ``data:`` URIs, the style
 sheet is inline, and nothing is fetched when it opens, so it can be mailed, archived or opened
@@ -7,7 +7,9 @@ nothing is cut off on a narrow window.
 
 A *run directory* is what :func:`simsys.output.save_run` writes (``summary.json`` and friends);
 plots missing from it are drawn from its tables. A *sweep directory* is what
-:func:`simsys.sweep.sweep` writes with ``out=`` (``sweep.json`` and ``runs/part-*.parquet``).
+:func:`simsys.sweep` writes with ``out=`` (``sweep.json`` and ``runs/part-*.parquet``); a
+*comparison directory* is a sweep directory over a ``variant`` axis (:func:`simsys.compare` with
+``out=``), shown as the variants side by side.
 
 >>> from simsys.report import build_report              # doctest: +SKIP
 >>> build_report("out/checkout")                         # doctest: +SKIP

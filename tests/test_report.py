@@ -16,7 +16,7 @@ import pytest  # noqa: E402
 from click.testing import CliRunner  # noqa: E402
 
 import simsys  # noqa: E402
-from simsys.cli_report import report  # noqa: E402
+from simsys.cli import cli  # noqa: E402
 from simsys.output import load_run, save_run  # noqa: E402
 from simsys.report import NotAReportDirectory, build_report, kind_of  # noqa: E402
 
@@ -126,7 +126,7 @@ def test_load_run_refuses_other_directories(tmp_path):
 
 # -- report ---------------------------------------------------------------------------------
 def test_report_of_a_run(run_dir):
-    r = CliRunner().invoke(report, [str(run_dir)])
+    r = CliRunner().invoke(cli, ["report", str(run_dir)])
     assert r.exit_code == 0, r.output
     path = run_dir / "report.html"
     assert r.output.strip() == str(path)
@@ -164,7 +164,7 @@ def test_report_of_a_sweep(tmp_path):
     sweep(tiny, grid={"services.web.workers": [1, 2, 4]}, replications=2, jobs=1,
           progress=False, out=out)
     assert kind_of(out) == "sweep"
-    r = CliRunner().invoke(report, [str(out)])
+    r = CliRunner().invoke(cli, ["report", str(out)])
     assert r.exit_code == 0, r.output
     page = (out / "report.html").read_text(encoding="utf-8")
     assert check_self_contained(page) >= 3
@@ -194,7 +194,7 @@ def test_report_refuses_a_directory_that_is_neither(tmp_path, make):
         target.mkdir()
     elif make == "file":
         target.write_text("hello")
-    r = CliRunner().invoke(report, [str(target)])
+    r = CliRunner().invoke(cli, ["report", str(target)])
     assert r.exit_code == 2
     assert "simsys: error:" in r.output and "Traceback" not in r.output
     with pytest.raises(NotAReportDirectory):

@@ -30,7 +30,7 @@ def _subtitle(ax: Axes, text: str) -> None:
 
 
 class ComparisonPlots:
-    """``comparison.plot``: side-by-side figures of a :class:`~simsys.compare.Comparison`.
+    """``comparison.plot``: side-by-side figures of a :class:`~simsys.Comparison`.
 
     Examples
     --------
