@@ -58,7 +58,6 @@ def test_a_notebook_without_ipywidgets_gets_the_text_bar_and_no_warning(monkeypa
 
 
 def test_a_notebook_with_ipywidgets_gets_the_widget_bar():
-    import pytest
+    import ipywidgets  # noqa: F401 - a test extra: the widget bar is checked, never skipped
 
-    pytest.importorskip("ipywidgets")
     assert tqdm_class(notebook=True).__module__ == "tqdm.notebook"
