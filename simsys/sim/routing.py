@@ -44,7 +44,7 @@ class RouteLink(Link):
 
 
 class _Depart:
-    """Stands in for a finished visit's incoming link: where :meth:`Service._finish` would
+    """Stands in for a finished visit's incoming link: where :meth:`Service.finish` would
     answer the caller, it sends the request on along the route instead."""
 
     __slots__ = ("link", "onward")
@@ -85,14 +85,14 @@ class RoutingService(Service):
             link.back = self._answered
         self.draw, self.wait = draw, wait
 
-    def _finish(self, job: Job, status: int) -> None:
+    def finish(self, job: Job, status: int) -> None:
         if status != OK or job.dead or not self.routes:
-            super()._finish(job, status)
+            super().finish(job, status)
             return
         u = self.draw()
         link = next((lk for bound, lk in self.routes if u < bound), None)
         if link is None:  # leaves the network: answer the caller
-            super()._finish(job, status)
+            super().finish(job, status)
             return
         onward = Job(job.req, job, link)
         onward.call = job.link  # where the answer goes once the request leaves the network
@@ -105,12 +105,12 @@ class RoutingService(Service):
                 return
             onward.inst = inst
         job.link = _Depart(link, onward)  # type: ignore[assignment]
-        super()._finish(job, OK)
+        super().finish(job, OK)
 
     def move_blocked(self, job: Job, onward: Job) -> None:
         """A blocked request's place has freed: release the worker, send the request on."""
         job.link = _Depart(onward.link, onward)  # type: ignore[arg-type,assignment]
-        Service._finish(self, job, OK)
+        Service.finish(self, job, OK)
 
     def _answered(self, onward: Job) -> None:
         """The request left the network further on: answer where this visit came from."""

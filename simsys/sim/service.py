@@ -130,12 +130,12 @@ class Service:
             job.step = i
             step.call(job)
             return
-        self._finish(job, OK)
+        self.finish(job, OK)
 
     resume = _proceed
 
     def abort(self, job: Job, status: int) -> None:
-        self._finish(job, status)
+        self.finish(job, status)
 
     def _on_response(self, child: Job) -> None:
         """A plain downstream call answered (or failed)."""
@@ -145,9 +145,9 @@ class Service:
         if child.status == OK:
             self._proceed(job)
         else:
-            self._finish(job, child.status)
+            self.finish(job, child.status)
 
-    def _finish(self, job: Job, status: int) -> None:
+    def finish(self, job: Job, status: int) -> None:
         """Release the worker, start the next waiting request, answer the caller."""
         inst = job.inst
         job.status = status
@@ -237,7 +237,7 @@ class PSService(Service):
         inst.active[job] = None
         inst.busy = len(inst.active)
         job.started_at = self.env.now
-        self._ps_advance(inst)
+        self.ps_advance(inst)
         inst.ps_seq += 1
         heapq.heappush(inst.ps_heap, (inst.ps_virtual + self.service_time(), inst.ps_seq, job))
         self._ps_schedule(inst)
@@ -246,7 +246,8 @@ class PSService(Service):
         n = len(inst.ps_heap)
         return 1.0 if n <= inst.workers else inst.workers / n
 
-    def _ps_advance(self, inst: Instance) -> None:
+    def ps_advance(self, inst: Instance) -> None:
+        """Bring ``inst``'s virtual clock and busy area up to now (also when it settles)."""
         now = self.env.now
         n = len(inst.ps_heap)
         dt = now - inst.ps_last
@@ -266,7 +267,7 @@ class PSService(Service):
         inst, gen = ev.arg
         if gen != inst.ps_gen:
             return
-        self._ps_advance(inst)
+        self.ps_advance(inst)
         done = []
         heap = inst.ps_heap
         # relative tolerance: late in a run one float step of virtual time exceeds any absolute
@@ -279,7 +280,7 @@ class PSService(Service):
             if not job.dead:
                 self._proceed(job)
 
-    def _finish(self, job: Job, status: int) -> None:
+    def finish(self, job: Job, status: int) -> None:
         inst = job.inst
         job.status = status
         job.dead = True
@@ -290,7 +291,7 @@ class PSService(Service):
         job.link.respond(job)
 
     def fail_instance(self, inst: Instance, cause: int, status: int = ERROR) -> int:
-        self._ps_advance(inst)
+        self.ps_advance(inst)
         return super().fail_instance(inst, cause, status)
 
 
@@ -346,6 +347,6 @@ class ProgramService(Service):
                     t *= value
             Wake(self.env, t, self._served_cb, job)
             return
-        self._finish(job, OK)
+        self.finish(job, OK)
 
     resume = _proceed

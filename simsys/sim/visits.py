@@ -121,7 +121,7 @@ class Instance:
     def settle(self, now: float) -> None:
         """Bring the busy-time integral up to ``now``."""
         if self.ps:
-            self.service._ps_advance(self)  # type: ignore[attr-defined]
+            self.service.ps_advance(self)  # type: ignore[attr-defined]
             return
         self.busy_area += self.busy * (now - self.last_change)
         self.last_change = now

@@ -8,9 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from ..spec.distributions import Exponential
 from .engine import Wake
 from .visits import Instance
+from .ws_aggregate_state import AggGroup, Calendar
 from .ws_common import (
     ACCEPTED,
     ATTEMPTS,
@@ -29,44 +29,9 @@ from .ws_common import (
     TIMEOUTS,
     TO_CLIENTS,
     TO_SERVER,
-    Calendar,
     Group,
     Pool,
 )
-
-
-class AggGroup:
-    """The per-replica state of one workload in the aggregate representation."""
-
-    def __init__(self, g: Group, R: int, sticky: bool, idles: bool):
-        self.g = g
-        self.n = np.zeros(R, dtype=np.int64)       # open connections per replica
-        self.pend = np.zeros(R, dtype=np.int64)    # upgrades accepted, not yet done
-        r = g.reconnect
-        self.A = r.max_attempts + 1 if r.max_attempts is not None else r.levels() + 1
-        self.H = R + 1 if sticky else 1            # home replica of an attempt; last = none
-        self.none = self.H - 1
-        self.attempts = Calendar(self.H * self.A)
-        self.opening = Calendar(R * self.A)        # handshakes done, connection opens, by
-                                                   # (replica, level of the attempt)
-        self.abandoning = Calendar(R)              # handshakes done for clients gone
-        self.timing_out = Calendar(R * self.A)     # clients whose connect_timeout fires, by
-                                                   # (replica, level)
-        lt = g.lifetime_dist
-        self.exponential = isinstance(lt, Exponential) and not idles
-        self.calendar = lt is not None and not self.exponential
-        self.p_close = self.p_half = 0.0      # per step, set by the pool
-        self.just = np.zeros(R, dtype=np.int64)  # opened during the current step
-        self.closing = Calendar(R) if self.calendar else None
-        self.idling = Calendar(R) if idles else None
-        self.rate = g.w.connect_rate or 0.0
-
-    def level_fails(self, i: int) -> int:
-        """Failures so far of attempts at level ``i``."""
-        return 0 if i <= DROP else i - 1
-
-    def next_level(self, fails: int) -> int:
-        return min(fails + 1, self.A - 1)
 
 
 class AggregatePool(Pool):
@@ -82,10 +47,10 @@ class AggregatePool(Pool):
         self.last_step = int(math.floor(self.duration / dt + 1e-9))
         self.ag = [AggGroup(g, R, self.sticky, cfg.idles) for g in self.groups]
         self.zero = np.zeros(R, dtype=np.int64)
-        for a in self.ag:
-            if a.exponential:
-                a.p_close = 1.0 - math.exp(-dt / a.g.lifetime_dist.mean)
-                a.p_half = 1.0 - math.exp(-dt / 2 / a.g.lifetime_dist.mean)
+        for group in self.ag:
+            if group.exponential:
+                group.p_close = 1.0 - math.exp(-dt / group.g.lifetime_dist.mean)
+                group.p_half = 1.0 - math.exp(-dt / 2 / group.g.lifetime_dist.mean)
         self.n_tot = np.zeros(R, dtype=np.int64)
         self.pend_tot = np.zeros(R, dtype=np.int64)
         self.part = np.zeros(R)                     # what this pool added to inst.connections
@@ -109,9 +74,10 @@ class AggregatePool(Pool):
         """The area is kept step by step."""
 
     def start(self) -> None:
-        for a in self.ag:
-            if a.g.population:
-                self._spread(a.attempts, a.none * a.A + FRESH, a.g.w.clients, 0.0, a.g.w.ramp, 0)
+        for group in self.ag:
+            if group.g.population:
+                self._spread(group.attempts, group.no_home * group.n_levels + FRESH,
+                             group.g.w.clients, 0.0, group.g.w.ramp, 0)
         Wake(self.env, 0.0, self._tick, None)
 
     # -- calendars --------------------------------------------------------------------------
@@ -203,7 +169,8 @@ class AggregatePool(Pool):
                 self._timeouts(group, group.timing_out.pop(k), now, k, TIMEOUTS)
             slot = group.attempts.pop(k)
             if group.rate:
-                slot[group.none * group.A + FRESH] += self.rng.poisson(group.rate * self.dt)
+                fresh = self.rng.poisson(group.rate * self.dt)
+                slot[group.no_home * group.n_levels + FRESH] += fresh
             if slot.any():
                 self._route(group, slot, now, k)
 
@@ -213,7 +180,7 @@ class AggregatePool(Pool):
         counters = self.tally.c
         for group in self.ag:
             group.just = self.zero
-            opened = group.opening.pop(k).reshape(self.R, group.A).sum(axis=1)
+            opened = group.opening.pop(k).reshape(self.R, group.n_levels).sum(axis=1)
             abandoned = group.abandoning.pop(k)
             if not (opened.any() or abandoned.any()):
                 continue
@@ -345,174 +312,184 @@ class AggregatePool(Pool):
             x[idx[order]] = share
         return x
 
-    def _route(self, a: AggGroup, slot: np.ndarray, now: float, k: int) -> None:
+    def _route(self, group: AggGroup, slot: np.ndarray, now: float, k: int) -> None:
         """The attempts of one step: route each row (home, level), then admit them together,
         so that when a replica has fewer free slots than attempts, every attempt has the same
         chance, whatever its level (as when they arrive one by one in random order)."""
-        g = a.g
-        c = self.tally.c
-        b = min(int(now / BIN), self.tally.nbins - 1)
-        A = a.A
+        g = group.g
+        counters = self.tally.c
+        counter_bin = min(int(now / BIN), self.tally.nbins - 1)
+        n_levels = group.n_levels
         routed: list[tuple[int, int, np.ndarray]] = []
         for row in np.flatnonzero(slot).tolist():
             count = int(slot[row])
-            h, i = divmod(row, A)
-            x = None
-            if a.H > 1 and h < self.R:
-                if self.routable_mask[h]:
-                    x = np.zeros(self.R, dtype=np.int64)
-                    x[h] = count
+            home, level = divmod(row, n_levels)
+            split = None
+            if group.n_homes > 1 and home < self.R:
+                if self.routable_mask[home]:
+                    split = np.zeros(self.R, dtype=np.int64)
+                    split[home] = count
                 else:
-                    h = a.none
-            if x is None:
-                x = self._distribute(count)
-            c[ATTEMPTS, b] += count
-            c[BYTES, b] += count * g.http
-            if i != FRESH:
-                c[RECONNECTS, b] += count
-                if x is not None:
-                    for r in np.flatnonzero(x).tolist():
-                        self.rec_rep[r] += int(x[r])
-            if x is None:
-                c[FAILED, b] += count
-                self._retry(a, h, i, count, now + g.lat(), k)
+                    home = group.no_home
+            if split is None:
+                split = self._distribute(count)
+            counters[ATTEMPTS, counter_bin] += count
+            counters[BYTES, counter_bin] += count * g.http
+            if level != FRESH:
+                counters[RECONNECTS, counter_bin] += count
+                if split is not None:
+                    for r in np.flatnonzero(split).tolist():
+                        self.rec_rep[r] += int(split[r])
+            if split is None:
+                counters[FAILED, counter_bin] += count
+                self._retry(group, home, level, count, now + g.lat(), k)
             else:
-                routed.append((h, i, x))
+                routed.append((home, level, split))
         if not routed:
             return
         up = self.up_mask
-        X = np.stack([x for _, _, x in routed])
-        Xu = X * up
-        failed = X.sum(axis=1) - Xu.sum(axis=1)
-        Tu = Xu.sum(axis=0)
+        splits = np.stack([split for _, _, split in routed])
+        splits_up = splits * up
+        failed = splits.sum(axis=1) - splits_up.sum(axis=1)
+        up_total = splits_up.sum(axis=0)
         free = np.maximum(self.max - self.n_tot - self.pend_tot, 0)
-        short = np.flatnonzero(Tu > free)
-        Acc = Xu
+        short = np.flatnonzero(up_total > free)
+        accepted = splits_up
         if len(short):
-            Acc = Xu.copy()
+            accepted = splits_up.copy()
             for r in short.tolist():
                 if len(routed) == 1:
-                    Acc[0, r] = free[r]
+                    accepted[0, r] = free[r]
                 else:
-                    Acc[:, r] = self.rng.multivariate_hypergeometric(Xu[:, r], int(free[r]))
-        blocked = Xu.sum(axis=1) - Acc.sum(axis=1)
+                    accepted[:, r] = self.rng.multivariate_hypergeometric(splits_up[:, r],
+                                                                          int(free[r]))
+        blocked = splits_up.sum(axis=1) - accepted.sum(axis=1)
         if self.limit is not None:
-            Acc, failed = self._memory_cap(Acc, failed)
-        c[ACCEPTED, b] += int(Acc.sum())
-        c[BLOCKED, b] += int(blocked.sum())
-        c[FAILED, b] += int(failed.sum())
-        for j, (h, i, _) in enumerate(routed):
+            accepted, failed = self._memory_cap(accepted, failed)
+        counters[ACCEPTED, counter_bin] += int(accepted.sum())
+        counters[BLOCKED, counter_bin] += int(blocked.sum())
+        counters[FAILED, counter_bin] += int(failed.sum())
+        for j, (home, level, _) in enumerate(routed):
             lost = int(failed[j] + blocked[j])
             if lost:
-                self._retry(a, h, i, lost, now + g.lat(), k)
-            if Acc[j].any():
-                self._admit(a, Acc[j], h, i, now, k)
+                self._retry(group, home, level, lost, now + g.lat(), k)
+            if accepted[j].any():
+                self._admit(group, accepted[j], home, level, now, k)
 
-    def _memory_cap(self, Acc: np.ndarray, failed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _memory_cap(self, accepted: np.ndarray,
+                    failed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """As one upgrade at a time would: the one that takes a replica over memory.limit
         kills it (oom, at the next sync), and the attempts after it find it dead (failed)."""
         unit = self.per_connection * self.w_pending
         if unit <= 0:
-            return Acc, failed
-        tot = Acc.sum(axis=0)
+            return accepted, failed
+        per_replica = accepted.sum(axis=0)
         unsynced = self.n_tot + self.pend_tot * self.w_pending - self.part
-        for r in np.flatnonzero(tot).tolist():
+        for r in np.flatnonzero(per_replica).tolist():
             inst = self.insts[r]
             mem = self.lifecycle.memory(inst) + self.per_connection * unsynced[r]
             fit = max(int((self.limit - mem) // unit), 0) + 1
-            if tot[r] <= fit:
+            if per_replica[r] <= fit:
                 continue
-            if Acc.shape[0] == 1:
+            if accepted.shape[0] == 1:
                 keep = np.array([fit])
             else:
-                keep = self.rng.multivariate_hypergeometric(Acc[:, r], fit)
-            Acc = Acc.copy()
-            failed = failed + (Acc[:, r] - keep)
-            Acc[:, r] = keep
-        return Acc, failed
+                keep = self.rng.multivariate_hypergeometric(accepted[:, r], fit)
+            accepted = accepted.copy()
+            failed = failed + (accepted[:, r] - keep)
+            accepted[:, r] = keep
+        return accepted, failed
 
-    def _timeouts(self, a: AggGroup, due: np.ndarray, learnt_at: float, k: int,
+    def _timeouts(self, group: AggGroup, due: np.ndarray, learnt_at: float, k: int,
                   counter: int) -> None:
         """Clients (by replica and level) that learn now their upgrade failed: they retry."""
         rows = np.flatnonzero(due)
         if not len(rows):
             return
-        levels = np.bincount(rows % a.A, weights=due[rows], minlength=a.A)
+        levels = np.bincount(rows % group.n_levels, weights=due[rows], minlength=group.n_levels)
         self.tally.c[counter, min(int(learnt_at / BIN), self.tally.nbins - 1)] += int(due.sum())
-        for i in np.flatnonzero(levels).tolist():
-            self._retry(a, a.none, i, int(levels[i]), learnt_at, k)
+        for level in np.flatnonzero(levels).tolist():
+            self._retry(group, group.no_home, level, int(levels[level]), learnt_at, k)
 
-    def _retry(self, a: AggGroup, h: int, i: int, count: int, learnt_at: float, k: int) -> None:
+    def _retry(self, group: AggGroup, home: int, level: int, count: int, learnt_at: float,
+               k: int) -> None:
         """Clients told of a failure at ``learnt_at`` back off and try again (or give up)."""
-        fails = a.level_fails(i) + 1
-        mx = a.g.max_attempts
+        fails = group.level_fails(level) + 1
+        mx = group.g.max_attempts
         if mx is not None and fails >= mx:
             self.tally.c[GAVE_UP, min(int(learnt_at / BIN), self.tally.nbins - 1)] += count
             return
-        lo, hi = a.g.reconnect.bounds(fails)
-        d = learnt_at + a.g.lat()
-        self._spread(a.attempts, h * a.A + a.next_level(fails), count, d + lo, d + hi, k + 1)
+        lo, hi = group.g.reconnect.bounds(fails)
+        t0 = learnt_at + group.g.lat()
+        self._spread(group.attempts, home * group.n_levels + group.next_level(fails), count,
+                     t0 + lo, t0 + hi, k + 1)
 
-    def _come_back(self, a: AggGroup, d: np.ndarray, now: float, k: int, level: int) -> None:
-        """Clients whose connections closed (``d`` per replica) come back after a wait."""
-        g = a.g
+    def _come_back(self, group: AggGroup, closed: np.ndarray, now: float, k: int,
+                   level: int) -> None:
+        """Clients whose connections closed (``closed`` per replica) come back after a wait."""
+        g = group.g
         lo, hi = g.reconnect.bounds(0)
-        t = now + g.lat() + g.lat()
-        if a.H > 1 and level == FRESH:  # sticky: a client returns to its replica
-            rows = np.flatnonzero(d)
-            self._spread(a.attempts, rows * a.A + level, d[rows], t + lo, t + hi, k + 1)
+        t0 = now + g.lat() + g.lat()
+        if group.n_homes > 1 and level == FRESH:  # sticky: a client returns to its replica
+            rows = np.flatnonzero(closed)
+            self._spread(group.attempts, rows * group.n_levels + level, closed[rows],
+                         t0 + lo, t0 + hi, k + 1)
         else:
-            self._spread(a.attempts, a.none * a.A + level, int(d.sum()), t + lo, t + hi, k + 1)
+            self._spread(group.attempts, group.no_home * group.n_levels + level,
+                         int(closed.sum()), t0 + lo, t0 + hi, k + 1)
 
-    def _admit(self, a: AggGroup, acc: np.ndarray, h: int, i: int, now: float, k: int) -> None:
+    def _admit(self, group: AggGroup, accepted: np.ndarray, home: int, level: int, now: float,
+               k: int) -> None:
         """Upgrades accepted by replicas: queue their handshakes (a fluid FIFO per replica)."""
-        idx = np.flatnonzero(acc)
-        n = acc[idx]
-        hs, w = self.hs_mean, self.workers
+        idx = np.flatnonzero(accepted)
+        count = accepted[idx]
+        handshake, workers = self.hs_mean, self.workers
         back = self.backlog[idx]
-        x0 = back / w + hs                       # the first of the batch is done after x0
-        x1 = (back + n * hs) / w + hs - hs / w   # and the last after x1 (seconds from now)
-        self.backlog[idx] += n * hs
-        a.pend[idx] += n
-        self.pend_tot[idx] += n
+        # the first of the batch is done after x0, the last after x1 (seconds from now)
+        x0 = back / workers + handshake
+        x1 = (back + count * handshake) / workers + handshake - handshake / workers
+        self.backlog[idx] += count * handshake
+        group.pend[idx] += count
+        self.pend_tot[idx] += count
         gone = np.zeros(len(idx), dtype=np.int64)
-        if a.g.timeout is not None:
-            cut = a.g.timeout - a.g.lat()        # the client gives up after this (from now)
+        if group.g.timeout is not None:
+            cut = group.g.timeout - group.g.lat()        # the client gives up after this (from now)
             span = np.maximum(x1 - x0, 1e-12)
             frac = np.clip((x1 - cut) / span, 0.0, 1.0)
-            gone = np.rint(n * frac).astype(np.int64)
+            gone = np.rint(count * frac).astype(np.int64)
             if gone.any():  # their timers fire ``timeout`` after they sent: at now + cut
                 some = np.flatnonzero(gone)
-                self._points(a.timing_out, idx[some] * a.A + i, gone[some],
+                self._points(group.timing_out, idx[some] * group.n_levels + level, gone[some],
                              np.full(len(some), now + max(cut, 0.0)), k + 1)
-        stay = n - gone
+        stay = count - gone
         narrow = (x1 - x0) < self.dt
         if narrow.all():
             mid = now + (x0 + x1) / 2
-            self._points(a.opening, idx * a.A + i, stay, mid, k)
+            self._points(group.opening, idx * group.n_levels + level, stay, mid, k)
             if gone.any():
-                self._points(a.abandoning, idx, gone, mid, k)
+                self._points(group.abandoning, idx, gone, mid, k)
             return
         for j in range(len(idx)):  # wide batches (a storm): spread over the steps they take
             r = int(idx[j])
-            cut_j = x0[j] + (x1[j] - x0[j]) * (stay[j] / n[j])
+            cut_j = x0[j] + (x1[j] - x0[j]) * (stay[j] / count[j])
             if stay[j]:
-                self._spread(a.opening, r * a.A + i, int(stay[j]), now + x0[j], now + cut_j, k)
+                self._spread(group.opening, r * group.n_levels + level, int(stay[j]),
+                             now + x0[j], now + cut_j, k)
             if gone[j]:
-                self._spread(a.abandoning, r, int(gone[j]), now + cut_j, now + x1[j], k)
+                self._spread(group.abandoning, r, int(gone[j]), now + cut_j, now + x1[j], k)
 
-    def _schedule_closes(self, a: AggGroup, op: np.ndarray, now: float, k: int) -> None:
+    def _schedule_closes(self, group: AggGroup, opened: np.ndarray, now: float, k: int) -> None:
         """Draw the lifetimes (and idle closes) of connections that opened now."""
-        total = int(op.sum())
+        total = int(opened.sum())
         if not total:
             return
-        g = a.g
-        rows = np.repeat(np.arange(self.R), op)
+        g = group.g
+        rows = np.repeat(np.arange(self.R), opened)
         life = (g.lifetime_dist.draw(self.rng, total) if g.lifetime_dist is not None
                 else np.full(total, np.inf))
-        idle = self._idle_times(g, total) if a.idling is not None else np.full(total, np.inf)
-        for cal, x in ((a.closing, np.where(life <= idle, life, np.inf)),
-                       (a.idling, np.where(idle < life, idle, np.inf))):
+        idle = self._idle_times(g, total) if group.idling is not None else np.full(total, np.inf)
+        for cal, x in ((group.closing, np.where(life <= idle, life, np.inf)),
+                       (group.idling, np.where(idle < life, idle, np.inf))):
             if cal is None:
                 continue
             steps = np.floor((now + x) / self.dt + self.rng.random(total))
@@ -548,36 +525,39 @@ class AggregatePool(Pool):
         r = inst.replica
         now = self.env.now
         k = max(self.k, int(math.floor(now / self.dt + 1e-9)))
-        b = min(int(now / BIN), self.tally.nbins - 1)
+        counter_bin = min(int(now / BIN), self.tally.nbins - 1)
         self.up_mask[r] = False
-        for a in self.ag:
-            nr = int(a.n[r])
-            if nr:
-                self.tally.c[DROPS, b] += nr
-                lo, hi = a.g.reconnect.bounds(0)
-                t = now + a.g.lat() + a.g.lat()
-                self._spread(a.attempts, a.none * a.A + DROP, nr, t + lo, t + hi, k + 1)
-            rows = slice(r * a.A, (r + 1) * a.A)
-            waiting = a.opening.data[rows].sum(axis=1)   # by level
-            a.opening.data[rows] = 0
-            for i in np.flatnonzero(waiting).tolist():  # their upgrades fail: they retry
-                self._retry(a, a.none, i, int(waiting[i]), now + a.g.lat(), k)
-            if a.g.timeout is not None:  # clients still waiting for a doomed upgrade
-                rows = slice(r * a.A, (r + 1) * a.A)
-                due = np.zeros(a.timing_out.rows, dtype=np.int64)
-                due[rows] = a.timing_out.data[rows].sum(axis=1)
-                a.timing_out.data[rows] = 0
-                self._timeouts(a, due, now + a.g.lat(), k, FAILED)
-            a.abandoning.clear_row(r)
-            if a.closing is not None:
-                a.closing.clear_row(r)
-            if a.idling is not None:
-                a.idling.clear_row(r)
-            if a.H > 1:
-                for i in range(a.A):
-                    a.attempts.move_row(r * a.A + i, a.none * a.A + i)
-            a.n[r] = 0
-            a.pend[r] = 0
+        for group in self.ag:
+            dropped = int(group.n[r])
+            if dropped:
+                self.tally.c[DROPS, counter_bin] += dropped
+                lo, hi = group.g.reconnect.bounds(0)
+                t = now + group.g.lat() + group.g.lat()
+                self._spread(group.attempts, group.no_home * group.n_levels + DROP, dropped,
+                             t + lo, t + hi, k + 1)
+            rows = slice(r * group.n_levels, (r + 1) * group.n_levels)
+            waiting = group.opening.data[rows].sum(axis=1)   # by level
+            group.opening.data[rows] = 0
+            for level in np.flatnonzero(waiting).tolist():  # their upgrades fail: they retry
+                self._retry(group, group.no_home, level, int(waiting[level]),
+                            now + group.g.lat(), k)
+            if group.g.timeout is not None:  # clients still waiting for a doomed upgrade
+                rows = slice(r * group.n_levels, (r + 1) * group.n_levels)
+                due = np.zeros(group.timing_out.rows, dtype=np.int64)
+                due[rows] = group.timing_out.data[rows].sum(axis=1)
+                group.timing_out.data[rows] = 0
+                self._timeouts(group, due, now + group.g.lat(), k, FAILED)
+            group.abandoning.clear_row(r)
+            if group.closing is not None:
+                group.closing.clear_row(r)
+            if group.idling is not None:
+                group.idling.clear_row(r)
+            if group.n_homes > 1:
+                for level in range(group.n_levels):
+                    group.attempts.move_row(r * group.n_levels + level,
+                                            group.no_home * group.n_levels + level)
+            group.n[r] = 0
+            group.pend[r] = 0
         self.n_tot[r] = 0
         self.pend_tot[r] = 0
         self.backlog[r] = 0.0
@@ -587,6 +567,3 @@ class AggregatePool(Pool):
 
     def _up(self, inst: Instance) -> None:
         self.up_mask[inst.replica] = True
-
-
-# -- polling --------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
-"""What the WebSocket pools share: counters, tallies, groups of clients, the pool base, and a
-calendar of counts by step (see :mod:`.websocket`)."""
+"""What the WebSocket pools share: counters, tallies, groups of clients, the pool base and a
+client's connection (see :mod:`.websocket`)."""
 
 from __future__ import annotations
 
@@ -201,61 +201,3 @@ class Conn:
 
 def nothing(arg: Any) -> None:
     """Work whose completion nobody waits for (a client message handled)."""
-
-
-# -- the aggregate representation -----------------------------------------------------------
-class Calendar:
-    """Counts of future events by (row, step): a ring buffer over steps that grows on demand."""
-
-    def __init__(self, rows: int, size: int = 64):
-        self.rows = rows
-        self.size = size
-        self.data = np.zeros((rows, size), dtype=np.int64)
-        self.base = 0  # the next step to be popped; earlier steps are gone
-
-    def _fit(self, last: int) -> None:
-        if last - self.base < self.size:
-            return
-        new = max(2 * self.size, last - self.base + 1)
-        steps = self.base + np.arange(self.size)
-        data = np.zeros((self.rows, new), dtype=np.int64)
-        data[:, steps % new] = self.data[:, steps % self.size]
-        self.data, self.size = data, new
-
-    def add(self, rows: Any, steps: Any, counts: Any, unique: bool = False) -> None:
-        """Add ``counts`` at ``(rows, steps)`` (arrays or scalars, broadcast together);
-        ``unique`` promises that no (row, step) pair repeats, which allows a faster path."""
-        steps = np.maximum(np.asarray(steps, dtype=np.int64), self.base)
-        if steps.size == 0:
-            return
-        self._fit(int(steps.max()))
-        if unique:
-            self.data[rows, steps % self.size] += counts
-        else:
-            np.add.at(self.data, (rows, steps % self.size), counts)
-
-    def bump(self, row: int, step: int, count: int = 1) -> None:
-        """Add ``count`` at one (row, step)."""
-        if step < self.base:
-            step = self.base
-        if step - self.base >= self.size:
-            self._fit(step)
-        self.data[row, step % self.size] += count
-
-    def pop(self, step: int) -> np.ndarray:
-        """The counts due at ``step`` (which must be the next one), removed."""
-        col = step % self.size
-        out = self.data[:, col].copy()
-        self.data[:, col] = 0
-        self.base = step + 1
-        return out
-
-    def row_total(self, row: int) -> int:
-        return int(self.data[row].sum())
-
-    def clear_row(self, row: int) -> None:
-        self.data[row] = 0
-
-    def move_row(self, src: int, dst: int) -> None:
-        self.data[dst] += self.data[src]
-        self.data[src] = 0
