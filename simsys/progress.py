@@ -21,8 +21,17 @@ __all__ = ["RunsBar", "SimTimeBar", "in_notebook", "interactive", "tqdm_class"]
 
 
 def in_notebook() -> bool:
-    """True inside a Jupyter (IPython kernel) session."""
-    return "ipykernel" in sys.modules
+    """True inside a Jupyter kernel: an IPython shell with a kernel is running. Having imported
+    ipykernel (a test runner, a library) is not enough: the widget bar would then print its
+    text form on stdout."""
+    if "ipykernel" not in sys.modules:
+        return False
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and getattr(shell, "kernel", None) is not None
 
 
 def tqdm_class(notebook: bool | None = None) -> Any:

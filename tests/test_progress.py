@@ -61,3 +61,15 @@ def test_a_notebook_with_ipywidgets_gets_the_widget_bar():
     import ipywidgets  # noqa: F401 - a test extra: the widget bar is checked, never skipped
 
     assert tqdm_class(notebook=True).__module__ == "tqdm.notebook"
+
+
+def test_importing_ipykernel_does_not_make_a_notebook():
+    """A process that merely imported ipykernel (pytest with nbmake, a library) is no kernel:
+    bars stay off stdout (the widget bar prints its text form there)."""
+    import subprocess
+    import sys
+
+    code = ("import ipykernel, ipykernel.kernelapp, simsys.progress as p; "
+            "print(p.in_notebook(), p.tqdm_class().__module__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "tqdm.std"]
