@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -26,9 +26,6 @@ from .chaos import Failures
 from .model import Call, Memory, Parallel, Service, find_cycle
 from .model_base import CLIENT
 from .problems import Loc, Problems
-
-if TYPE_CHECKING:
-    pass
 
 
 def _flatten(app: dict[str, Component], entry: str, members: set[str], host: dict[str, str],
@@ -270,6 +267,41 @@ def expand(data: Mapping[str, Any], source: str | None = None,
     if data.get("app") is None and data.get("deploy") is None:  # None: a dumped Scenario's
         return dict(data)
     problems = Problems(data, source, positions or {})
+    _require_app_and_deploy(data, problems)
+    raw_app, app, deploy = _validate_app_and_deploy(data, problems)
+    services_in = data.get("services") or {}
+    _check_no_own_services(services_in, problems)
+    # Go as far as the valid parts allow, so that every problem is reported at once.
+    components = [k for k in raw_app if isinstance(k, str)]
+    if not raw_app:
+        problems.add(("app",), "expected at least one component")
+    if app:
+        _check_app(app, components, problems)
+    services = plan_services(components, deploy, problems) if deploy is not None and components else {}
+    host = {c: s for s, ms in services.items() for c in ms}
+    names = ", ".join(components)
+    workload, targets = _retarget_workload(data, services_in, components, services, host, names,
+                                           problems)
+    problems.raise_if_any()
+    assert deploy is not None
+    plan = _plan(app, deploy, services, host, targets, problems)
+    compiled = _compile_services(app, deploy, plan, targets, problems)
+    out = dict(data)
+    if "links" in data:
+        out["links"] = _links(data["links"], plan, names, problems)
+    problems.raise_if_any()
+    out["services"] = compiled
+    if "workload" in data:
+        out["workload"] = workload
+    _rename_chaos(out, plan)
+    out["app"] = app
+    out["deploy"] = deploy
+    return out
+
+
+# -- the steps of expand --------------------------------------------------------------------
+def _require_app_and_deploy(data: Mapping[str, Any], problems: Problems) -> None:
+    """Stop at once when one of ``app`` and ``deploy`` is given without the other."""
     if data.get("app") is None:
         problems.add(("deploy",), "deploy needs an app: to deploy (app: {component: {...}})")
         problems.raise_if_any()
@@ -277,8 +309,14 @@ def expand(data: Mapping[str, Any], source: str | None = None,
         problems.add(("app",), "required key deploy is missing: give deploy: monolith, "
                      "microservices or {groups: {service: [component, ...]}}")
         problems.raise_if_any()
+
+
+def _validate_app_and_deploy(data: Mapping[str, Any], problems: Problems
+                             ) -> tuple[Mapping[Any, Any], dict[str, Component], Deploy | None]:
+    """The raw ``app`` mapping ({} when it is not one), its components that are sound on their
+    own, and the checked ``deploy`` (None when it is not sound)."""
     raw_app = _as_plain(data["app"])
-    valid: dict[str, Component] = {}  # the components that are sound on their own
+    valid: dict[str, Component] = {}
     if not isinstance(raw_app, Mapping):
         problems.add(("app",), f"expected a mapping of components, got {raw_app!r}")
         raw_app = {}
@@ -292,25 +330,24 @@ def expand(data: Mapping[str, Any], source: str | None = None,
     except ValidationError as exc:
         problems.pydantic(exc, ("deploy",))
         deploy = None
-    services_in = data.get("services") or {}
+    return raw_app, valid, deploy
+
+
+def _check_no_own_services(services_in: Any, problems: Problems) -> None:
+    """Services come from the app: any the user wrote besides (not compiled ones) are refused."""
     user_services = ([k for k, v in services_in.items() if not _is_compiled(v)]
                      if isinstance(services_in, Mapping) else ["?"])
     if user_services:
         problems.add(("services",), "give services or app, not both: deploy places the app's "
                      "components in services (set a deployed service's replicas, workers or queue "
                      "under deploy.services.<name>)")
-    # Go as far as the valid parts allow, so that every problem is reported at once.
-    components = [k for k in raw_app if isinstance(k, str)] if isinstance(raw_app, Mapping) else []
-    if isinstance(raw_app, Mapping) and not raw_app:
-        problems.add(("app",), "expected at least one component")
-    if valid:
-        _check_app(valid, components, problems)
-    services = plan_services(components, deploy, problems) if deploy is not None and components else {}
-    host = {c: s for s, ms in services.items() for c in ms}
-    names = ", ".join(components)
-    out = dict(data)
 
-    # workload targets: components, or deployed services
+
+def _retarget_workload(data: Mapping[str, Any], services_in: Any, components: list[str],
+                       services: dict[str, list[str]], host: dict[str, str], names: str,
+                       problems: Problems) -> tuple[list[Any], list[tuple[Loc, str]]]:
+    """The workload with targets naming components moved to their services, and the
+    (location, component) each such target entered at."""
     workload = [dict(w) if isinstance(w, Mapping) else w for w in (data.get("workload") or [])]
     targets: list[tuple[Loc, str]] = []
     entered = _entered_before(services_in)
@@ -325,9 +362,12 @@ def expand(data: Mapping[str, Any], source: str | None = None,
             targets.append((("workload", i, "target"), entered[t][i]))
         elif t not in services and t not in components:
             problems.add(("workload", i, "target"), f"unknown component {t!r}; components are: {names}")
-    problems.raise_if_any()
-    assert deploy is not None
-    app = valid
+    return workload, targets
+
+
+def _plan(app: dict[str, Component], deploy: Deploy, services: dict[str, list[str]],
+          host: dict[str, str], targets: list[tuple[Loc, str]], problems: Problems) -> Deployment:
+    """The deployment plan, once its services' overrides and fan-outs are checked."""
     entries = entry_points(app, services, host, targets)
     plan = Deployment(deploy.style, services, host, {s: e[0] for s, e in entries.items()}, entries)
     for name in deploy.services:
@@ -336,22 +376,19 @@ def expand(data: Mapping[str, Any], source: str | None = None,
                          f"no deployed service {name!r}; this deployment has: {', '.join(services)}")
     _check_fan_outs(app, plan, problems)
     problems.raise_if_any()
-    clients: dict[str, dict[int, str]] = {name: {} for name in services}
+    return plan
+
+
+def _compile_services(app: dict[str, Component], deploy: Deploy, plan: Deployment,
+                      targets: list[tuple[Loc, str]], problems: Problems) -> dict[str, Service]:
+    """Every deployed service, each knowing which workload enters it at which component."""
+    clients: dict[str, dict[int, str]] = {name: {} for name in plan.services}
     for loc, comp in targets:
-        clients[host[comp]][loc[1]] = comp
+        clients[plan.host[comp]][loc[1]] = comp
     compiled = {name: _compile_service(name, members, app, deploy, plan, clients[name], problems)
-                for name, members in services.items()}
+                for name, members in plan.services.items()}
     _check_service_cycles(compiled, plan, problems)
-    if "links" in data:
-        out["links"] = _links(data["links"], plan, names, problems)
-    problems.raise_if_any()
-    out["services"] = compiled
-    if "workload" in data:
-        out["workload"] = workload
-    _rename_chaos(out, plan)
-    out["app"] = app
-    out["deploy"] = deploy
-    return out
+    return compiled
 
 
 def _entered_before(services: Any) -> dict[str, dict[int, str]]:
@@ -461,38 +498,45 @@ def _rename_chaos(out: dict[str, Any], plan: Deployment) -> None:
         if isinstance(monkey.get("targets"), list):
             monkey["targets"] = list(dict.fromkeys(rename(t) for t in monkey["targets"]))
         out["chaos"] = {**chaos, "monkey": monkey}
-
-    def faults(items: Any) -> Any:
-        if not isinstance(items, list):
-            return items
-        new = []
-        for f in items:
-            if isinstance(f, Mapping):
-                f = dict(f)
-                if "target" in f:
-                    f["target"] = rename(f["target"])
-                if isinstance(f.get("groups"), list):
-                    f["groups"] = [list(dict.fromkeys(rename(x) for x in g)) if isinstance(g, list)
-                                   else g for g in f["groups"]]
-            new.append(f)
-        return new
-
     if "faults" in out:
-        out["faults"] = faults(out["faults"])
+        out["faults"] = _rename_faults(out["faults"], rename)
     exp = out.get("experiment")
     if isinstance(exp, Mapping):
-        exp = dict(exp)
-        if "method" in exp:
-            exp["method"] = faults(exp["method"])
-        ssh = exp.get("steady-state-hypothesis")
-        if isinstance(ssh, Mapping) and isinstance(ssh.get("probes"), list):
-            probes = []
-            for p in ssh["probes"]:
-                if isinstance(p, Mapping) and isinstance(p.get("metric"), str):
-                    parts = p["metric"].split(".")
-                    if parts[0] == "services" and len(parts) > 2:
-                        parts[1] = rename(parts[1])
-                        p = {**p, "metric": ".".join(parts)}
-                probes.append(p)
-            exp["steady-state-hypothesis"] = {**ssh, "probes": probes}
-        out["experiment"] = exp
+        out["experiment"] = _rename_experiment(exp, rename)
+
+
+def _rename_faults(items: Any, rename: Callable[[Any], Any]) -> Any:
+    """Faults (or an experiment's method) with targets and partition groups renamed."""
+    if not isinstance(items, list):
+        return items
+    new = []
+    for f in items:
+        if isinstance(f, Mapping):
+            f = dict(f)
+            if "target" in f:
+                f["target"] = rename(f["target"])
+            if isinstance(f.get("groups"), list):
+                f["groups"] = [list(dict.fromkeys(rename(x) for x in g)) if isinstance(g, list)
+                               else g for g in f["groups"]]
+        new.append(f)
+    return new
+
+
+def _rename_experiment(exp: Mapping[str, Any], rename: Callable[[Any], Any]) -> dict[str, Any]:
+    """An experiment whose method's faults and whose probes' services.<name>.* metrics are
+    renamed."""
+    exp = dict(exp)
+    if "method" in exp:
+        exp["method"] = _rename_faults(exp["method"], rename)
+    ssh = exp.get("steady-state-hypothesis")
+    if isinstance(ssh, Mapping) and isinstance(ssh.get("probes"), list):
+        probes = []
+        for p in ssh["probes"]:
+            if isinstance(p, Mapping) and isinstance(p.get("metric"), str):
+                parts = p["metric"].split(".")
+                if parts[0] == "services" and len(parts) > 2:
+                    parts[1] = rename(parts[1])
+                    p = {**p, "metric": ".".join(parts)}
+            probes.append(p)
+        exp["steady-state-hypothesis"] = {**ssh, "probes": probes}
+    return exp

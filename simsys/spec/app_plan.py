@@ -42,7 +42,6 @@ def bad_name(name: str) -> bool:
 
 def plan_services(names: list[str], deploy: Deploy, problems: Problems) -> dict[str, list[str]]:
     """Deployed service -> members (``names`` are the components), checking the groups."""
-    known = ", ".join(names)
     if deploy.style == "monolith":
         if deploy.groups is not None:
             problems.add(("deploy", "groups"), "groups apply to style groups, not monolith")
@@ -56,7 +55,13 @@ def plan_services(names: list[str], deploy: Deploy, problems: Problems) -> dict[
         if deploy.groups is not None:
             problems.add(("deploy", "groups"), "groups apply to style groups, not microservices")
         return {c: [c] for c in names}
-    groups = deploy.groups or {}
+    return _plan_groups(names, deploy.groups or {}, problems)
+
+
+def _plan_groups(names: list[str], groups: dict[str, list[str]], problems: Problems
+                 ) -> dict[str, list[str]]:
+    """Style groups: each group a service, each component left out of every group deployed
+    alone; services in the order of their first component in the application."""
     placed: dict[str, tuple[str, int]] = {}
     out: dict[str, list[str]] = {}
     for g, members in groups.items():
@@ -64,18 +69,7 @@ def plan_services(names: list[str], deploy: Deploy, problems: Problems) -> dict[
             problems.add(("deploy", "groups", g), f"{g!r} cannot be a service name (reserved or empty)")
         if not members:
             problems.add(("deploy", "groups", g), "expected at least one component")
-        out[g] = []
-        for j, c in enumerate(members):
-            if c not in names:
-                problems.add(("deploy", "groups", g, j), f"unknown component {c!r}; components are: {known}")
-            elif c in placed:
-                g0, j0 = placed[c]
-                where = f"deploy.groups.{g0}[{j0}]"
-                problems.add(("deploy", "groups", g, j),
-                             f"{c!r} is already in group {g0!r} ({where}); a component is deployed once")
-            else:
-                placed[c] = (g, j)
-                out[g].append(c)
+        out[g] = _place_members(g, members, names, placed, problems)
     for g in groups:
         if g in names and g in placed and placed[g][0] != g:
             problems.add(("deploy", "groups", g),
@@ -92,6 +86,26 @@ def plan_services(names: list[str], deploy: Deploy, problems: Problems) -> dict[
     # order services by their first component in the application
     first = {s: min((names.index(c) for c in ms), default=len(names)) for s, ms in out.items()}
     return dict(sorted(out.items(), key=lambda kv: first[kv[0]]))
+
+
+def _place_members(g: str, members: list[str], names: list[str],
+                   placed: dict[str, tuple[str, int]], problems: Problems) -> list[str]:
+    """The components group ``g`` deploys (each known and in no earlier group), recording each
+    one's (group, index) in ``placed``."""
+    known = ", ".join(names)
+    out: list[str] = []
+    for j, c in enumerate(members):
+        if c not in names:
+            problems.add(("deploy", "groups", g, j), f"unknown component {c!r}; components are: {known}")
+        elif c in placed:
+            g0, j0 = placed[c]
+            where = f"deploy.groups.{g0}[{j0}]"
+            problems.add(("deploy", "groups", g, j),
+                         f"{c!r} is already in group {g0!r} ({where}); a component is deployed once")
+        else:
+            placed[c] = (g, j)
+            out.append(c)
+    return out
 
 
 def entry_points(app: dict[str, Component], services: dict[str, list[str]], host: dict[str, str],
