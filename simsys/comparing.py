@@ -41,13 +41,13 @@ import pandas as pd
 from .errors import Problem, ScenarioError, SimsysError
 from .files import atomic_write
 from .formatting import column_header, fmt_in_unit, metric_label
-from .result import Result, flatten
+from .result import Result
 from .spec.model import Scenario
 from .stats import mean_interval, paired_difference
 from .sweeping import Sweep, load_sweep, replication_seed
 from .sweeping.driver import VARIANT, Design, Stopping, checked_seed, run_design
 from .sweeping.grid import check_metric_name, scenario_data
-from .sweeping.worker import INPUTS
+from .sweeping.worker import summary_figures
 
 __all__ = ["DEFAULT_METRICS", "Comparison", "compare", "figures", "load_comparison",
            "replication_seed"]
@@ -82,12 +82,10 @@ def figures(result: Result) -> dict[str, float]:
     when it has one, else configured replicas × duration × each service's ``price``).
     """
     out: dict[str, float] = {}
-    for key, value in flatten(result.summary()).items():
-        if key in INPUTS or isinstance(value, bool):
-            continue
+    for key, value in summary_figures(result.summary()).items():  # a sweep row's figures
         if value is None:
             out[key] = math.nan
-        elif isinstance(value, int | float | np.integer | np.floating):
+        elif isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool):
             out[key] = float(value)
     out.update(shared_figures(result))
     return out
@@ -118,8 +116,6 @@ def shared_figures(result: Result) -> dict[str, float]:
         out["cost"] = sum(int(G.nodes[n].get("replicas", 1)) * float(G.nodes[n].get("price", 0.0))
                           for n in names) * result.duration / 3600.0
     return out
-
-
 
 
 def run_figures(result: Result) -> dict[str, Any]:

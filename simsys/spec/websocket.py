@@ -233,8 +233,7 @@ def _exact_pool_problems(s: Any) -> list[tuple[tuple[str | int, ...], str]]:
             continue
         if representation_of(cfg, workloads, duration, svc.replicas) != "exact":
             continue
-        expected = min(sum(w.expected_connections(duration) for w in workloads),
-                       cfg.max_connections * svc.replicas)
+        expected = pool_connections(cfg, workloads, duration, svc.replicas)
         if expected > MAX_EXACT_CONNECTIONS:
             out.append((("services", name, "websocket", "representation"),
                         f"an exact pool of about {expected:,.0f} connections (one object each) "
@@ -252,6 +251,13 @@ def representation_of(cfg: WebSocketConfig, workloads: list[WebSocketWorkload], 
     (``auto`` means aggregate above :data:`AUTO_THRESHOLD` expected connections)."""
     if cfg.representation != "auto":
         return cfg.representation
-    expected = sum(w.expected_connections(duration) for w in workloads)
-    expected = min(expected, cfg.max_connections * replicas)
+    expected = pool_connections(cfg, workloads, duration, replicas)
     return "aggregate" if expected > AUTO_THRESHOLD else "exact"
+
+
+def pool_connections(cfg: WebSocketConfig, workloads: list[WebSocketWorkload], duration: float,
+                     replicas: int) -> float:
+    """Connections a pool is expected to hold at once: its workloads', at most what its
+    ``replicas`` accept."""
+    expected = sum(w.expected_connections(duration) for w in workloads)
+    return min(expected, cfg.max_connections * replicas)

@@ -245,8 +245,7 @@ def run_design(
     point_keys = [point_key(p) for p in points]
     meta: dict[str, Any] = {
         "format": FORMAT, "source": design.source, "scenario": next(iter(design.scenarios.values())),
-        **({"variants": design.scenarios} if len(design.scenarios) > 1 or "" not in design.scenarios
-           else {}),
+        **({"variants": design.scenarios} if VARIANT in keys else {}),
         "grid": design.grid, "grid_keys": keys, "points": points, "seed": base_seed,
         **stopping.as_meta(), "versions": versions(), "status": "running",
     }
